@@ -1,0 +1,127 @@
+{#
+  typed_feed(feed): the live rows of one feed, every declared column typed by the util.* parsers,
+  plus `dq_flags` ('column:reason' for each value that did not parse) so nothing is dropped silently.
+
+  The column list, types, units and area levels come from the source's meta, rendered from the feed
+  registry (include/ruralwatch/feeds/registry.yml), so staging models never repeat them.
+  Live rows: the batch that the quality gate let through for each month (raw.deliveries.is_live).
+#}
+{% macro typed_feed(feed) %}
+    {%- set relation = source('raw', feed) -%}
+    {%- set deliveries = source('raw', 'deliveries') -%}
+    {%- set columns = [] -%}
+    {%- if execute -%}
+        {%- for node in graph.sources.values() if node.source_name == 'raw' and node.name == feed -%}
+            {%- for name, col in node.columns.items() -%}
+                {%- do columns.append((name, col.get('meta') or col.get('config', {}).get('meta', {}))) -%}
+            {%- endfor -%}
+        {%- endfor -%}
+    {%- endif %}
+    select
+        raw_rows._batch_id as batch_id,
+        raw_rows._data_month as data_month,
+        (raw_rows._data_month + interval '1 month' - interval '1 day')::date as period_end_date,
+        raw_rows._source_file as source_file,
+        raw_rows._source_row as source_row,
+        raw_rows._extra as extra_columns
+    {%- for name, meta in columns %},
+        {{ typed_column(name, meta) }}
+    {%- endfor %},
+        array_remove(array[
+            null
+        {%- for name, meta in columns %}
+            {%- for flag in column_flags(name, meta) %},
+            {{ flag }}
+            {%- endfor %}
+        {%- endfor %}
+        ]::text[], null) as dq_flags
+    from {{ relation }} as raw_rows
+    inner join {{ deliveries }} as batches
+        on batches.batch_id = raw_rows._batch_id
+        and batches.is_live
+{% endmacro %}
+
+
+{% macro _is_numeric_cell(name) -%}
+    coalesce('{{ name }}' = any(raw_rows._xlsx_numeric), false)
+{%- endmacro %}
+
+
+{% macro _unit_factor(name, meta) -%}
+    {#- The header names the unit; the declaration names the unit we store. -#}
+    case coalesce(batches.column_units ->> '{{ name }}', '{{ meta.unit }}')
+        when '{{ meta.unit }}' then 1
+        when '万元' then 10000
+        else 0.0001
+    end
+{%- endmacro %}
+
+
+{% macro typed_column(name, meta) -%}
+    {%- set col = 'raw_rows.' ~ adapter.quote(name) -%}
+    {%- set t = meta.type -%}
+    {%- if t == 'resident_id' -%}
+        util.normalize_resident_id({{ col }}) as {{ name }},
+        util.resident_id_problem({{ col }}, {{ _is_numeric_cell(name) }}) as {{ name }}_problem,
+        util.resident_id_was_15_digit({{ col }}) as {{ name }}_was_15_digit
+    {%- elif t in ('date', 'event_date') -%}
+        util.parse_date({{ col }}, {{ _is_numeric_cell(name) }}) as {{ name }}
+    {%- elif t == 'month' -%}
+        util.parse_month({{ col }}) as {{ name }}
+    {%- elif t == 'amount' -%}
+        util.parse_amount({{ col }}) * {{ _unit_factor(name, meta) }} as {{ name }}
+    {%- elif t == 'integer' -%}
+        util.parse_integer({{ col }}) as {{ name }}
+    {%- elif t == 'yesno' -%}
+        util.parse_yesno({{ col }}) as {{ name }}
+    {%- elif t == 'year' -%}
+        util.parse_year({{ col }}) as {{ name }}
+    {%- elif t == 'school_year' -%}
+        util.parse_school_year({{ col }}) as {{ name }}
+    {%- else -%}
+        util.clean_text({{ col }}) as {{ name }}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{# Each flag expression is 'column:reason' or null. #}
+{% macro column_flags(name, meta) -%}
+    {%- set col = 'raw_rows.' ~ adapter.quote(name) -%}
+    {%- set t = meta.type -%}
+    {%- set flags = [] -%}
+    {%- if meta.required and t != 'resident_id' -%}
+        {%- do flags.append("case when util.clean_text(" ~ col ~ ") is null then '" ~ name ~ ":missing' end") -%}
+    {%- endif -%}
+    {%- if t == 'resident_id' -%}
+        {%- if meta.required -%}
+            {%- do flags.append("'" ~ name ~ ":' || util.resident_id_problem(" ~ col ~ ", " ~ _is_numeric_cell(name) ~ ")") -%}
+        {%- else -%}
+            {%- do flags.append("case when util.clean_text(" ~ col ~ ") is not null then '" ~ name ~ ":' || util.resident_id_problem(" ~ col ~ ", " ~ _is_numeric_cell(name) ~ ") end") -%}
+        {%- endif -%}
+        {%- do flags.append("case when util.resident_id_was_15_digit(" ~ col ~ ") then '" ~ name ~ ":was_15_digit' end") -%}
+    {%- elif t in ('date', 'event_date') -%}
+        {%- do flags.append("case when util.clean_text(" ~ col ~ ") is not null and util.parse_date(" ~ col ~ ", " ~ _is_numeric_cell(name) ~ ") is null then '" ~ name ~ ":invalid_date' end") -%}
+        {%- if t == 'event_date' -%}
+            {%- do flags.append("case when util.parse_date(" ~ col ~ ", " ~ _is_numeric_cell(name) ~ ") > (raw_rows._data_month + interval '1 month' - interval '1 day')::date then '" ~ name ~ ":future_date' end") -%}
+        {%- endif -%}
+    {%- elif t == 'month' -%}
+        {%- do flags.append("case when util.clean_text(" ~ col ~ ") is not null and util.parse_month(" ~ col ~ ") is null then '" ~ name ~ ":invalid_month' end") -%}
+    {%- elif t == 'amount' -%}
+        {%- do flags.append("case when util.clean_text(" ~ col ~ ") is not null and util.parse_amount(" ~ col ~ ") is null then '" ~ name ~ ":invalid_amount' end") -%}
+        {%- do flags.append("case when util.parse_amount(" ~ col ~ ") < 0 then '" ~ name ~ ":negative' end") -%}
+    {%- elif t == 'integer' -%}
+        {%- do flags.append("case when util.clean_text(" ~ col ~ ") is not null and util.parse_integer(" ~ col ~ ") is null then '" ~ name ~ ":invalid_integer' end") -%}
+        {%- do flags.append("case when util.parse_integer(" ~ col ~ ") < 0 then '" ~ name ~ ":negative' end") -%}
+    {%- elif t == 'yesno' -%}
+        {%- do flags.append("case when util.clean_text(" ~ col ~ ") is not null and util.parse_yesno(" ~ col ~ ") is null then '" ~ name ~ ":invalid_yesno' end") -%}
+    {%- elif t in ('year', 'school_year') -%}
+        {%- do flags.append("case when util.clean_text(" ~ col ~ ") is not null and util.parse_" ~ t ~ "(" ~ col ~ ") is null then '" ~ name ~ ":invalid_" ~ t ~ "' end") -%}
+    {%- elif t == 'enum' -%}
+        {%- set quoted = [] -%}
+        {%- for v in meta['values'] -%}{%- do quoted.append("'" ~ v ~ "'") -%}{%- endfor -%}
+        {%- do flags.append("case when util.clean_text(" ~ col ~ ") not in (" ~ quoted | join(', ') ~ ") then '" ~ name ~ ":not_allowed' end") -%}
+    {%- elif t == 'area_code' -%}
+        {%- do flags.append("'" ~ name ~ ":' || util.area_code_problem(" ~ col ~ ", '" ~ (meta.level or 'any') ~ "')") -%}
+    {%- endif -%}
+    {{ return(flags) }}
+{%- endmacro %}

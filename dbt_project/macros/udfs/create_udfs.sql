@@ -1,0 +1,222 @@
+{#
+  Value parsers shared by staging models and the quality gates, as SQL functions in schema `util`.
+  One definition of "a valid resident ID", "a date", "an amount": the GX checks call these same
+  functions, so a gate and a staging flag can never disagree. Each returns null for what it cannot
+  parse; the matching *_problem function says why, so a bad value is flagged, never dropped silently.
+  All are plain SQL (no exception blocks), so they are cheap on millions of rows.
+#}
+{% macro create_udfs() %}
+create schema if not exists util;
+
+{# Null forms of feeds.md: blank, null in any case, 无, /, and a lone - (-50 is a number). #}
+create or replace function util.clean_text(v text) returns text
+language sql immutable parallel safe as $fn$
+    select case
+        when btrim(v, E' \t\r\n\u3000') ~* '^(|null|无|/|-)$' then null
+        else btrim(v, E' \t\r\n\u3000')
+    end
+$fn$;
+
+create or replace function util.gb11643_check_char(body text) returns text
+language sql immutable parallel safe as $fn$
+    select case when body ~ '^[0-9]{17}$' then substr('10X98765432', ((
+        {%- for weight in [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2] %}
+        {% if not loop.first %}+ {% endif %}substr(body, {{ loop.index }}, 1)::int * {{ weight }}
+        {%- endfor %}
+    ) % 11) + 1, 1) end
+$fn$;
+
+{# Normalisation, not a fix: trim; full-width digits and Ｘ to half-width; x to X; 15 → 18 digits. #}
+create or replace function util.resident_id_text(v text) returns text
+language sql immutable parallel safe as $fn$
+    select upper(translate(util.clean_text(v), '０１２３４５６７８９Ｘｘ', '0123456789XX'))
+$fn$;
+
+create or replace function util.normalize_resident_id(v text) returns text
+language sql immutable parallel safe as $fn$
+    select case
+        when util.resident_id_text(v) ~ '^[0-9]{15}$' then
+            substr(util.resident_id_text(v), 1, 6) || '19' || substr(util.resident_id_text(v), 7, 9)
+            || util.gb11643_check_char(substr(util.resident_id_text(v), 1, 6) || '19'
+                                       || substr(util.resident_id_text(v), 7, 9))
+        else util.resident_id_text(v)
+    end
+$fn$;
+
+create or replace function util.resident_id_was_15_digit(v text) returns boolean
+language sql immutable parallel safe as $fn$
+    select coalesce(util.resident_id_text(v) ~ '^[0-9]{15}$', false)
+$fn$;
+
+create or replace function util.make_date_or_null(y int, m int, d int) returns date
+language sql immutable parallel safe as $fn$
+    select case
+        when y between 1900 and 2999 and m between 1 and 12 and d between 1 and 31 then
+            case when d <= extract(day from make_date(y, m, 1) + interval '1 month' - interval '1 day')
+                 then make_date(y, m, d) end
+    end
+$fn$;
+
+{#
+  Why a resident ID is unusable, or null when it is valid. An ID that reached us as a number (an XLSX
+  numeric cell, or text in scientific notation) has lost digits: invalid whatever it looks like.
+#}
+create or replace function util.resident_id_problem(v text, is_numeric_cell boolean default false) returns text
+language sql immutable parallel safe as $fn$
+    select case
+        when util.clean_text(v) is null then 'missing'
+        when coalesce(is_numeric_cell, false) then 'numeric_cell'
+        when util.clean_text(v) ~* '^[0-9]+(\.[0-9]+)?e\+?[0-9]+$' then 'scientific_notation'
+        when util.normalize_resident_id(v) !~ '^[0-9]{17}[0-9X]$' then 'format'
+        when substr(util.normalize_resident_id(v), 1, 2) not in (
+            {%- for code in var('id_province_codes') %}'{{ code }}'{{ ", " if not loop.last }}{% endfor -%}
+        ) then 'address_code'
+        when util.make_date_or_null(substr(util.normalize_resident_id(v), 7, 4)::int,
+                                    substr(util.normalize_resident_id(v), 11, 2)::int,
+                                    substr(util.normalize_resident_id(v), 13, 2)::int) is null then 'birth_date'
+        when substr(util.normalize_resident_id(v), 18, 1)
+             <> util.gb11643_check_char(substr(util.normalize_resident_id(v), 1, 17)) then 'check_character'
+    end
+$fn$;
+
+create or replace function util.resident_id_birth_date(normalized_id text) returns date
+language sql immutable parallel safe as $fn$
+    select case when normalized_id ~ '^[0-9]{17}[0-9X]$' then
+        util.make_date_or_null(substr(normalized_id, 7, 4)::int, substr(normalized_id, 11, 2)::int,
+                               substr(normalized_id, 13, 2)::int) end
+$fn$;
+
+{# Odd sequence digit = male. #}
+create or replace function util.resident_id_gender(normalized_id text) returns text
+language sql immutable parallel safe as $fn$
+    select case when normalized_id ~ '^[0-9]{17}[0-9X]$' then
+        case when substr(normalized_id, 17, 1)::int % 2 = 1 then '男' else '女' end end
+$fn$;
+
+{#
+  Dates: 2026-11-05, 2026/11/5, 20261105, 2026年11月5日, an XLSX date cell (loaded as ISO text),
+  and Excel serial numbers, but only from XLSX numeric cells (epoch 1899-12-30).
+#}
+create or replace function util.date_parts(v text) returns text[]
+language sql immutable parallel safe as $fn$
+    select coalesce(
+        regexp_match(split_part(util.clean_text(v), ' ', 1), '^([0-9]{4})[-/年]([0-9]{1,2})[-/月]([0-9]{1,2})日?$'),
+        regexp_match(util.clean_text(v), '^([0-9]{4})([0-9]{2})([0-9]{2})$'))
+$fn$;
+
+create or replace function util.parse_date(v text, is_numeric_cell boolean default false) returns date
+language sql immutable parallel safe as $fn$
+    select case
+        when coalesce(is_numeric_cell, false) and util.clean_text(v) ~ '^[0-9]{1,6}(\.[0-9]+)?$'
+             and util.clean_text(v)::numeric between 1 and 2958465
+            then date '1899-12-30' + floor(util.clean_text(v)::numeric)::int
+        when coalesce(is_numeric_cell, false) then null
+        else util.make_date_or_null((util.date_parts(v))[1]::int, (util.date_parts(v))[2]::int,
+                                    (util.date_parts(v))[3]::int)
+    end
+$fn$;
+
+create or replace function util.date_problem(v text, is_numeric_cell boolean default false) returns text
+language sql immutable parallel safe as $fn$
+    select case
+        when util.clean_text(v) is null then null
+        when util.parse_date(v, is_numeric_cell) is null then 'invalid_date'
+    end
+$fn$;
+
+{# Months: 2026-11, 202611, 2026年11月 → the month's first day. #}
+create or replace function util.parse_month(v text) returns date
+language sql immutable parallel safe as $fn$
+    select util.make_date_or_null(m[1]::int, m[2]::int, 1)
+    from (select coalesce(
+        regexp_match(util.clean_text(v), '^([0-9]{4})[-/年]([0-9]{1,2})月?$'),
+        regexp_match(util.clean_text(v), '^([0-9]{4})([0-9]{2})$')) as m) as parts
+$fn$;
+
+{# Amounts: 1234.5, 1,234.50, 1234.50元; a trailing 元 is ignored (the header names the unit). #}
+create or replace function util.parse_amount(v text) returns numeric
+language sql immutable parallel safe as $fn$
+    select case when replace(replace(replace(util.clean_text(v), ',', ''), '，', ''), '元', '')
+                     ~ '^[-+]?[0-9]+(\.[0-9]+)?$'
+        then replace(replace(replace(util.clean_text(v), ',', ''), '，', ''), '元', '')::numeric end
+$fn$;
+
+create or replace function util.parse_integer(v text) returns bigint
+language sql immutable parallel safe as $fn$
+    select case when util.clean_text(v) ~ '^[-+]?[0-9]{1,15}(\.0+)?$'
+        then split_part(util.clean_text(v), '.', 1)::bigint end
+$fn$;
+
+{# Yes/no: 是/否, Y/N, y/n, 1/0. #}
+create or replace function util.parse_yesno(v text) returns boolean
+language sql immutable parallel safe as $fn$
+    select case
+        when util.clean_text(v) in ('是', 'Y', 'y', '1') then true
+        when util.clean_text(v) in ('否', 'N', 'n', '0') then false
+    end
+$fn$;
+
+{# 学年: 2026-2027 or 2026 → the first year. 参保年度/统计年度: four digits. #}
+create or replace function util.parse_year(v text) returns int
+language sql immutable parallel safe as $fn$
+    select case when util.clean_text(v) ~ '^[0-9]{4}$' then util.clean_text(v)::int end
+$fn$;
+
+create or replace function util.parse_school_year(v text) returns int
+language sql immutable parallel safe as $fn$
+    select case
+        when util.clean_text(v) ~ '^[0-9]{4}$' then util.clean_text(v)::int
+        when util.clean_text(v) ~ '^[0-9]{4}-[0-9]{4}$'
+             and split_part(util.clean_text(v), '-', 2)::int = split_part(util.clean_text(v), '-', 1)::int + 1
+            then split_part(util.clean_text(v), '-', 1)::int
+    end
+$fn$;
+
+{# Area codes are always 12 digits; county and town codes are zero-padded. #}
+create or replace function util.area_level(code text) returns text
+language sql immutable parallel safe as $fn$
+    select case
+        when code !~ '^[0-9]{12}$' then null
+        when substr(code, 5, 8) = '00000000' then '市'
+        when substr(code, 7, 6) = '000000' then '县'
+        when substr(code, 10, 3) = '000' then '镇'
+        else '村'
+    end
+$fn$;
+
+create or replace function util.area_code_problem(v text, required_level text default 'any') returns text
+language sql immutable parallel safe as $fn$
+    select case
+        when util.clean_text(v) is null then null
+        when util.clean_text(v) !~ '^[0-9]{12}$' then 'format'
+        when required_level = 'village' and util.area_level(util.clean_text(v)) <> '村' then 'not_village_level'
+        when required_level = 'town_or_village' and util.area_level(util.clean_text(v)) not in ('镇', '村')
+            then 'not_town_or_village_level'
+    end
+$fn$;
+
+{# Masking wherever a person who is not an engineer reads (feeds.md). #}
+create or replace function util.mask_resident_id(v text) returns text
+language sql immutable parallel safe as $fn$
+    select case when length(v) > 10 then left(v, 6) || repeat('*', length(v) - 10) || right(v, 4)
+                when v is not null then repeat('*', length(v)) end
+$fn$;
+
+create or replace function util.mask_phone(v text) returns text
+language sql immutable parallel safe as $fn$
+    select case when length(v) >= 7 then left(v, 3) || repeat('*', length(v) - 7) || right(v, 4)
+                when v is not null then repeat('*', length(v)) end
+$fn$;
+
+create or replace function util.mask_name(v text) returns text
+language sql immutable parallel safe as $fn$
+    select case when v is not null then left(v, 1) || '**' end
+$fn$;
+{% endmacro %}
+
+
+{# `dbt run-operation install_udfs`: the same functions outside a build (the gates need them first). #}
+{% macro install_udfs() %}
+    {% do run_query(create_udfs()) %}
+    {{ log("util.* functions installed", info=True) }}
+{% endmacro %}

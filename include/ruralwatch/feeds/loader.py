@@ -1,0 +1,321 @@
+"""One loader for every feed: find deliveries, record each one, COPY its rows into `raw.<feed>`.
+
+Semantics (feeds.md, "Rules that settle the edge cases"):
+- the same bytes seen again under the same name are the same delivery: nothing happens;
+- the same bytes under another name are a duplicate: recorded, nothing loaded;
+- a structural break rejects the delivery: recorded with the reason, the file archived, nothing loaded;
+- otherwise the rows are loaded as one batch, pending the quality gate, which decides what goes live.
+
+A batch is loaded in one transaction into its own table, attached as a partition at the end, so a
+crash leaves either the whole batch or nothing.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from ruralwatch import settings
+from ruralwatch.feeds.headers import DeliveryName, DeliveryNameError, parse_delivery_name
+from ruralwatch.feeds.readers import CsvSource, DeliveryRejected, XlsxSource, open_csv, open_xlsx
+from ruralwatch.feeds.registry import Feed, Registry, load_registry
+from ruralwatch.warehouse import ensure_platform_tables
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int], None]  # (file name, rows so far)
+
+
+@dataclass
+class DeliveryOutcome:
+    feed: str
+    file_name: str
+    status: str                       # loaded | duplicate | rejected | seen (already recorded)
+    batch_id: str | None = None
+    data_month: dt.date | None = None
+    rows: int = 0
+    reason: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        text = f"{self.feed}/{self.file_name}: {self.status}"
+        if self.rows:
+            text += f", {self.rows:,} rows"
+        if self.reason:
+            text += f" — {self.reason}"
+        return text
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def batch_id_for(feed: str, file_name: str, sha256: str) -> str:
+    """Deterministic, so re-running a month finds the batch it already made."""
+    name_hash = hashlib.sha256(file_name.encode()).hexdigest()[:6]
+    return f"{feed}-{sha256[:16]}-{name_hash}"
+
+
+def discover(landing: Path, registry: Registry, feed: str | None = None,
+             month: dt.date | None = None) -> list[tuple[Feed, Path]]:
+    """Files in `<landing>/<feed>/`, oldest month and lowest version first."""
+    found: list[tuple[tuple, Feed, Path]] = []
+    feeds = [registry[feed]] if feed else list(registry)
+    for f in feeds:
+        folder = landing / f.name
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            if not path.is_file() or path.name.startswith((".", "~$")):
+                continue
+            try:
+                name = parse_delivery_name(path.name, f.name)
+                order = (name.data_month, name.version, path.stat().st_mtime, path.name)
+            except DeliveryNameError:
+                name, order = None, (dt.date.max, 0, path.stat().st_mtime, path.name)
+            if month and (name is None or name.data_month != month):
+                # A file whose name does not parse belongs to no month; it is picked up by a run
+                # over the whole landing folder, not silently dropped from a monthly one.
+                if name is not None or month:
+                    continue
+            found.append((order, f, path))
+    return [(f, p) for _, f, p in sorted(found, key=lambda item: item[0])]
+
+
+class Loader:
+    def __init__(self, conn: psycopg.Connection, registry: Registry | None = None,
+                 archive: Path | None = None, progress: Progress | None = None) -> None:
+        self.conn = conn
+        self.registry = registry or load_registry()
+        self.archive = archive or settings.archive_dir()
+        self.progress = progress
+        ensure_platform_tables(conn, self.registry)
+
+    # -- public ----------------------------------------------------------------------------------
+    def load_landing(self, landing: Path, feed: str | None = None,
+                     month: dt.date | None = None) -> list[DeliveryOutcome]:
+        return [self.load_file(f, path) for f, path in discover(landing, self.registry, feed, month)]
+
+    def load_file(self, feed: Feed, path: Path) -> DeliveryOutcome:
+        sha = sha256_of(path)
+        batch_id = batch_id_for(feed.name, path.name, sha)
+        arrived_at = dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.UTC)
+        with self.conn.transaction():
+            self._lock(feed)
+            seen = self.conn.execute("select status from raw.deliveries where batch_id = %s", (batch_id,)).fetchone()
+            if seen:
+                return DeliveryOutcome(feed.name, path.name, "seen", batch_id, reason=f"already recorded as {seen[0]}")
+            archived = self._archive(feed, path, sha)
+            try:
+                name = parse_delivery_name(path.name, feed.name)
+            except DeliveryNameError as exc:
+                return self._record_rejected(feed, path, batch_id, sha, None, arrived_at, archived, str(exc))
+            original = self.conn.execute(
+                "select batch_id, file_name, data_month from raw.deliveries "
+                "where feed = %s and sha256 = %s and status <> 'duplicate' order by recorded_at limit 1",
+                (feed.name, sha)).fetchone()
+            if original:
+                return self._record_duplicate(feed, path, batch_id, sha, name, arrived_at, archived, original)
+            if name.extension not in feed.formats:
+                return self._record_rejected(
+                    feed, path, batch_id, sha, name, arrived_at, archived,
+                    f"{path.name}: format {name.extension} is not accepted for {feed.name} "
+                    f"(accepted: {', '.join(feed.formats)})")
+        # The load itself runs in its own transaction so a rejection can be recorded after a rollback.
+        try:
+            with self.conn.transaction():
+                self._lock(feed)
+                outcome = self._load_batch(feed, path, name, batch_id, sha, arrived_at, archived)
+            return outcome
+        except DeliveryRejected as exc:
+            with self.conn.transaction():
+                return self._record_rejected(feed, path, batch_id, sha, name, arrived_at, archived, str(exc))
+
+    # -- internals -------------------------------------------------------------------------------
+    def _lock(self, feed: Feed) -> None:
+        self.conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"ruralwatch.load.{feed.name}",))
+
+    def _archive(self, feed: Feed, path: Path, sha: str) -> str:
+        target = self.archive / feed.name / f"{sha}{path.suffix.lower()}"
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_suffix(target.suffix + ".part")
+            shutil.copyfile(path, tmp)
+            tmp.replace(target)
+        return str(target)
+
+    def _insert_delivery(self, **values) -> None:
+        values.setdefault("warnings", [])
+        values["warnings"] = json.dumps(values["warnings"], ensure_ascii=False)
+        columns = list(values)
+        self.conn.execute(
+            sql.SQL("insert into raw.deliveries ({}) values ({})").format(
+                sql.SQL(", ").join(map(sql.Identifier, columns)),
+                sql.SQL(", ").join(sql.Placeholder(c) for c in columns)),
+            values)
+
+    def _record_rejected(self, feed, path, batch_id, sha, name: DeliveryName | None, arrived_at, archived,
+                         reason: str) -> DeliveryOutcome:
+        log.warning("rejected %s/%s: %s", feed.name, path.name, reason)
+        self._insert_delivery(
+            batch_id=batch_id, feed=feed.name, file_name=path.name, file_path=str(path), archive_path=archived,
+            sha256=sha, data_month=name.data_month if name else None, slot=name.slot if name else None,
+            version=name.version if name else None, status="rejected", gate_status="not_applicable",
+            reason=reason, arrived_at=arrived_at)
+        return DeliveryOutcome(feed.name, path.name, "rejected", batch_id,
+                               name.data_month if name else None, reason=reason)
+
+    def _record_duplicate(self, feed, path, batch_id, sha, name, arrived_at, archived, original) -> DeliveryOutcome:
+        orig_batch, orig_file, orig_month = original
+        reason = f"same bytes as {orig_file} (batch {orig_batch}); nothing changes"
+        if orig_month and name.data_month != orig_month:
+            reason += f"; {name.data_month:%Y-%m} still counts as not delivered"
+        self._insert_delivery(
+            batch_id=batch_id, feed=feed.name, file_name=path.name, file_path=str(path), archive_path=archived,
+            sha256=sha, data_month=name.data_month, slot=name.slot, version=name.version, status="duplicate",
+            gate_status="not_applicable", reason=reason, arrived_at=arrived_at, duplicate_of=orig_batch)
+        return DeliveryOutcome(feed.name, path.name, "duplicate", batch_id, name.data_month, reason=reason)
+
+    def _load_batch(self, feed, path, name: DeliveryName, batch_id, sha, arrived_at, archived) -> DeliveryOutcome:
+        source = open_xlsx(feed, path) if name.extension == "xlsx" else open_csv(feed, path)
+        warnings = list(source.header.warnings)
+        same_name = self.conn.execute(
+            "select batch_id from raw.deliveries where feed = %s and file_name = %s and status <> 'duplicate'",
+            (feed.name, path.name)).fetchone()
+        if same_name:
+            warnings.append(f"a file named {path.name} was delivered before with other bytes (batch "
+                            f"{same_name[0]}); this one is a correction and supersedes it")
+        loaded_at = dt.datetime.now(dt.UTC)
+        partition = self._create_batch_table(feed, batch_id, path.name, sha, name.data_month, loaded_at)
+        rows = self._copy(feed, partition, source)
+        if rows == 0 and feed.kind == "snapshot":
+            raise DeliveryRejected(
+                f"{path.name}: a header but no data rows; an empty snapshot would wipe {name.data_month:%Y-%m} "
+                f"of {feed.name}, so it is rejected", row=source.header.header_row + 1)
+        self._attach(feed, partition, batch_id)
+        encoding = source.encoding if isinstance(source, CsvSource) else "xlsx"
+        self._insert_delivery(
+            batch_id=batch_id, feed=feed.name, file_name=path.name, file_path=str(path), archive_path=archived,
+            sha256=sha, data_month=name.data_month, slot=name.slot, version=name.version, status="loaded",
+            gate_status="pending", warnings=warnings, encoding=encoding, header_row=source.header.header_row,
+            column_units=json.dumps(source.header.units, ensure_ascii=False),
+            row_count=rows, arrived_at=arrived_at, loaded_at=loaded_at)
+        return DeliveryOutcome(feed.name, path.name, "loaded", batch_id, name.data_month, rows, warnings=warnings)
+
+    def _partition_name(self, batch_id: str) -> str:
+        return f"b_{hashlib.sha256(batch_id.encode()).hexdigest()[:20]}"
+
+    def _create_batch_table(self, feed, batch_id, file_name, sha, data_month, loaded_at) -> str:
+        part_name = self._partition_name(batch_id)
+        part = sql.Identifier("raw", part_name)
+        seq = sql.Identifier("raw", f"{part_name}_row")
+        self.conn.execute(sql.SQL("create table {} (like {} including defaults)").format(
+            part, sql.Identifier("raw", feed.raw_table)))
+        self.conn.execute(sql.SQL("create sequence {}").format(seq))
+        defaults = {
+            "_batch_id": batch_id, "_source_file": file_name, "_sha256": sha,
+            "_data_month": data_month, "_loaded_at": loaded_at,
+        }
+        for column, value in defaults.items():
+            self.conn.execute(sql.SQL("alter table {} alter column {} set default {}").format(
+                part, sql.Identifier(column), sql.Literal(value)))
+        self.conn.execute(sql.SQL("alter table {} alter column _source_row set default nextval({})").format(
+            part, sql.Literal(f"raw.{part_name}_row")))
+        return part_name
+
+    def _copy(self, feed: Feed, part: str, source: CsvSource | XlsxSource) -> int:
+        if isinstance(source, CsvSource) and not source.header.has_extras:
+            # Fast path: the file's own bytes go to COPY. Any surprise (a blank line, a ragged row,
+            # a bad byte) rolls back to a savepoint and the row-by-row path finds and names it.
+            try:
+                with self.conn.transaction():
+                    return self._copy_csv_bytes(part, source)
+            except psycopg.errors.DataError as exc:
+                log.info("fast COPY of %s fell back to row-by-row: %s", source.path.name, exc)
+            except psycopg.errors.BadCopyFileFormat as exc:
+                log.info("fast COPY of %s fell back to row-by-row: %s", source.path.name, exc)
+        return self._copy_rows(feed, part, source)
+
+    def _copy_csv_bytes(self, part: str, source: CsvSource) -> int:
+        # Row numbers continue from the header, so `_source_row` is the row a spreadsheet shows.
+        self.conn.execute(sql.SQL("alter sequence {} restart with {}").format(
+            sql.Identifier("raw", f"{part}_row"), sql.Literal(source.header.header_row + 1)))
+        columns = sql.SQL(", ").join(sql.Identifier(c) for c in source.header.columns)
+        statement = sql.SQL("copy {} ({}) from stdin with (format csv, encoding {})").format(
+            sql.Identifier("raw", part), columns, sql.Literal(source.pg_encoding))
+        written = 0
+        with self.conn.cursor() as cur:
+            with cur.copy(statement) as copy:
+                for chunk in source.iter_bytes():
+                    copy.write(chunk)
+                    written += len(chunk)
+                    if self.progress:
+                        self.progress(source.path.name, written)
+            return cur.rowcount
+
+    def _copy_rows(self, feed: Feed, part: str, source: CsvSource | XlsxSource) -> int:
+        header = source.header
+        width = len(header.headers)
+        known = [(i, c) for i, c in enumerate(header.columns) if c is not None]
+        extra_positions = [(i, header.headers[i] or f"column_{i + 1}") for i, c in enumerate(header.columns)
+                           if c is None]
+        target = [c for _, c in known] + ["_source_row", "_xlsx_numeric", "_extra"]
+        statement = sql.SQL("copy {} ({}) from stdin").format(
+            sql.Identifier("raw", part), sql.SQL(", ").join(sql.Identifier(c) for c in target))
+        rows = 0
+        with self.conn.cursor() as cur, cur.copy(statement) as copy:
+            for item in self._iter_source(source):
+                row_number, cells, numeric = item
+                if len(cells) > width and any(c not in (None, "") for c in cells[width:]):
+                    raise DeliveryRejected(
+                        f"{source.path.name}: row {row_number}: {len(cells)} cells under a header of {width} "
+                        "columns; the row is misaligned (an unquoted comma?)", row=row_number)
+                if len(cells) < width:
+                    cells = cells + [None] * (width - len(cells))
+                values = [cells[i] for i, _ in known]
+                numeric_cols = [header.columns[i] or header.headers[i] for i in numeric if i < width] or None
+                extra = {name: cells[i] for i, name in extra_positions if cells[i] not in (None, "")}
+                copy.write_row([*values, row_number, numeric_cols,
+                                json.dumps(extra, ensure_ascii=False) if extra else None])
+                rows += 1
+                if self.progress and rows % 10000 == 0:
+                    self.progress(source.path.name, rows)
+        return rows
+
+    @staticmethod
+    def _iter_source(source: CsvSource | XlsxSource) -> Iterable[tuple[int, list, list[int]]]:
+        if isinstance(source, XlsxSource):
+            yield from source.iter_rows()
+        else:
+            for row_number, cells in source.iter_rows():
+                yield row_number, cells, []
+
+    def _attach(self, feed: Feed, part_name: str, batch_id: str) -> None:
+        part = sql.Identifier("raw", part_name)
+        self.conn.execute(sql.SQL("alter table {} alter column _source_row drop default").format(part))
+        self.conn.execute(sql.SQL("drop sequence {}").format(sql.Identifier("raw", f"{part_name}_row")))
+        # The CHECK lets ATTACH skip its own validation scan.
+        self.conn.execute(sql.SQL("alter table {} add constraint {} check (_batch_id = {})").format(
+            part, sql.Identifier("batch_check"), sql.Literal(batch_id)))
+        self.conn.execute(sql.SQL("alter table {} attach partition {} for values in ({})").format(
+            sql.Identifier("raw", feed.raw_table), part, sql.Literal(batch_id)))
+
+
+def load_landing(landing: Path, feed: str | None = None, month: dt.date | None = None,
+                 progress: Progress | None = None) -> list[DeliveryOutcome]:
+    from ruralwatch import db
+
+    with db.connect(autocommit=True) as conn:
+        return Loader(conn, progress=progress).load_landing(landing, feed, month)

@@ -1,0 +1,117 @@
+"""What the DAG tasks do, as plain functions: testable without a scheduler, reused by the CLI.
+
+Tasks pass small values between them (batch ids, counts), never tables.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from pathlib import Path
+
+from ruralwatch import db, settings
+from ruralwatch.feeds.loader import DeliveryOutcome, Loader
+from ruralwatch.feeds.registry import load_registry
+from ruralwatch.warehouse import ensure_platform_tables, ensure_pseudonym_key
+
+log = logging.getLogger(__name__)
+
+_MONTH = re.compile(r"^(\d{4})-?(\d{2})$")
+
+
+def parse_month(text: str) -> dt.date:
+    """`2026-11` or `202611` → 2026-11-01."""
+    match = _MONTH.match(text.strip())
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        raise ValueError(f"not a month: {text!r} (expected YYYY-MM)")
+    return dt.date(int(match.group(1)), int(match.group(2)), 1)
+
+
+def previous_month(day: dt.date) -> dt.date:
+    first = day.replace(day=1)
+    return (first - dt.timedelta(days=1)).replace(day=1)
+
+
+def data_month_for_run(logical_date: dt.datetime | dt.date | None, month_param: str | None) -> dt.date:
+    """A monthly run on the due day loads the month before it; `month` overrides (backfills)."""
+    if month_param:
+        return parse_month(month_param)
+    if logical_date is None:
+        raise ValueError("a run needs a logical date or a month parameter")
+    day = logical_date.date() if isinstance(logical_date, dt.datetime) else logical_date
+    return previous_month(day)
+
+
+def prepare_warehouse() -> None:
+    """Idempotent set-up: platform tables, the pseudonymisation key, the shared SQL functions."""
+    with db.connect(autocommit=True) as conn:
+        ensure_platform_tables(conn, load_registry())
+        ensure_pseudonym_key(conn)
+        has_udfs = conn.execute(
+            "select to_regprocedure('util.resident_id_problem(text,boolean)') is not null").fetchone()[0]
+    if not has_udfs:
+        from ruralwatch.transform import run_dbt
+
+        run_dbt(["run-operation", "install_udfs"])
+
+
+def load_feed(feed: str, month: dt.date, landing: Path | None = None) -> list[dict]:
+    """Load the month's new deliveries of one feed; returns one small dict per delivery."""
+    landing = landing or settings.landing_dir()
+    prepare_warehouse()
+    with db.connect(autocommit=True) as conn:
+        outcomes = Loader(conn).load_landing(landing, feed=feed, month=month)
+    for outcome in outcomes:
+        log.info(outcome.describe())
+    return [_outcome_dict(o) for o in outcomes]
+
+
+def _outcome_dict(o: DeliveryOutcome) -> dict:
+    return {"feed": o.feed, "file": o.file_name, "status": o.status, "batch_id": o.batch_id,
+            "rows": o.rows, "reason": o.reason, "warnings": o.warnings,
+            "data_month": o.data_month.isoformat() if o.data_month else None}
+
+
+def gate_feed(feed: str) -> list[dict]:
+    """Gate every batch of the feed still waiting for its verdict (this run's and any left over)."""
+    from ruralwatch.quality.gate import gate_batch, pending_batches
+
+    registry = load_registry()
+    with db.connect(autocommit=True) as conn:
+        outcomes = [gate_batch(batch_id, registry, conn) for batch_id in pending_batches(conn, feed)]
+    return [{"batch_id": o.batch_id, "decision": o.decision, "checks": len(o.results),
+             "failed": [r.check.name for r in o.failed]} for o in outcomes]
+
+
+def build_warehouse(select: str | None = None, echo: bool = False) -> None:
+    from ruralwatch.transform import run_dbt
+
+    prepare_warehouse()
+    run_dbt(["seed", "--quiet"] if not echo else ["seed"], echo=echo)
+    args = ["build"]
+    if select:
+        args += ["--select", select]
+    run_dbt(args, echo=echo)
+
+
+def summary(month: dt.date | None = None) -> dict:
+    """Counts a person can check: deliveries, raw rows, staging rows, households, gate results."""
+    with db.connect() as conn:
+        deliveries = conn.execute(
+            "select feed, file_name, status, gate_status, is_live, row_count, reason from raw.deliveries "
+            "where %(month)s::date is null or data_month = %(month)s order by feed, recorded_at",
+            {"month": month}).fetchall()
+        checks = conn.execute(
+            "select count(*), count(*) filter (where success) from dq.check_results r "
+            "join raw.deliveries d using (batch_id) where %(month)s::date is null or d.data_month = %(month)s",
+            {"month": month}).fetchone()
+        tables = {}
+        for label, relation in [("staging.stg_rural_roster__persons", "staging.stg_rural_roster__persons"),
+                                ("marts.dim_household", "marts.dim_household")]:
+            exists = conn.execute("select to_regclass(%s) is not null", (relation,)).fetchone()[0]
+            tables[label] = conn.execute(f"select count(*) from {relation}").fetchone()[0] if exists else None  # noqa: S608
+    return {
+        "deliveries": [dict(zip(["feed", "file", "status", "gate", "live", "rows", "reason"], d, strict=True))
+                       for d in deliveries],
+        "checks_run": checks[0], "checks_passed": checks[1], "tables": tables,
+    }

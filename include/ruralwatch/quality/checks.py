@@ -1,0 +1,169 @@
+"""The checks that gate a feed's batch: generated from its declaration, plus hand-written ones.
+
+A check is one expectation on one feed. It is identified by a fingerprint of what it checks (feed,
+check, expectation type, column, arguments), never by GX's ids, which change from run to run; the
+escalation ledger keys on that fingerprint.
+
+Predicates call the same `util.*` SQL functions that dbt staging uses (dbt_project/macros/udfs), so a
+gate and a staging flag cannot disagree about what a valid ID or date is.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ruralwatch import settings
+from ruralwatch.feeds.registry import Column, Feed
+
+PARSEABLE = {
+    "date": "util.parse_date({c}, {n}) is null",
+    "event_date": "util.parse_date({c}, {n}) is null",
+    "month": "util.parse_month({c}) is null",
+    "amount": "util.parse_amount({c}) is null",
+    "integer": "util.parse_integer({c}) is null",
+    "yesno": "util.parse_yesno({c}) is null",
+    "year": "util.parse_year({c}) is null",
+    "school_year": "util.parse_school_year({c}) is null",
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    feed: str
+    name: str                 # the check family, which sets the default severity
+    severity: str
+    description: str          # Chinese, as auditors and departments read it
+    column: str | None = None
+    predicate: str | None = None     # rows failing it: `where <predicate>` over the batch
+    query: str | None = None         # or a whole unexpected-rows query using {batch}
+    mostly: float | None = None      # for the share-of-usable-rows check
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def expectation_type(self) -> str:
+        return "expect_column_values_to_be_in_set" if self.mostly is not None else "unexpected_rows_expectation"
+
+    @property
+    def unexpected_rows_query(self) -> str | None:
+        if self.query:
+            return self.query.strip()
+        if self.predicate:
+            cols = ", ".join(dict.fromkeys(["_source_row", *([self.column] if self.column else [])]))
+            return f"select {cols} from {{batch}} where {self.predicate}"
+        return None
+
+    @property
+    def fingerprint(self) -> str:
+        identity = {
+            "feed": self.feed, "check": self.name, "expectation_type": self.expectation_type,
+            "column": self.column, "arguments": self.arguments or {
+                "query": self.unexpected_rows_query, "mostly": self.mostly},
+        }
+        return hashlib.sha256(json.dumps(identity, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:20]
+
+
+def _numeric(col: Column) -> str:
+    return f"coalesce('{col.name}' = any(_xlsx_numeric), false)"
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def usable_row_expression(feed: Feed) -> str:
+    """A row is unusable when a resident ID column is invalid after normalisation or its key repeats."""
+    parts = [f"util.resident_id_problem({_q(c.name)}, {_numeric(c)}) is null" for c in feed.id_columns
+             if c.required]
+    key = ", ".join(_key_expression(feed.column(k)) for k in feed.key)
+    parts.append(f"count(*) over (partition by {key}) = 1")
+    return " and ".join(f"({p})" for p in parts)
+
+
+def _key_expression(col: Column) -> str:
+    if col.type == "resident_id":
+        return f"util.normalize_resident_id({_q(col.name)})"
+    return f"util.clean_text({_q(col.name)})"
+
+
+def generated_checks(feed: Feed) -> list[Check]:
+    sev = feed.severity
+    checks: list[Check] = []
+    for col in feed.columns:
+        c = _q(col.name)
+        if col.required:
+            checks.append(Check(feed.name, "required_column_null", sev["required_column_null"],
+                                f"必填列“{col.header}”不得为空", col.name, f"util.clean_text({c}) is null"))
+        if col.type == "resident_id":
+            checks.append(Check(
+                feed.name, "resident_id_valid", sev["resident_id_valid"],
+                f"“{col.header}”须为有效身份证号（校验码、出生日期、地址码）",
+                col.name,
+                f"util.clean_text({c}) is not null and util.resident_id_problem({c}, {_numeric(col)}) is not null"))
+        elif col.type == "enum":
+            values = ", ".join("'" + v.replace("'", "''") + "'" for v in col.values)
+            checks.append(Check(feed.name, "allowed_values", sev["allowed_values"],
+                                f"“{col.header}”取值须为：{'/'.join(col.values)}", col.name,
+                                f"util.clean_text({c}) not in ({values})"))
+        elif col.type == "area_code":
+            checks.append(Check(feed.name, "value_format", sev["value_format"],
+                                f"“{col.header}”须为12位行政区划代码" + ("（村级）" if col.level == "village" else ""),
+                                col.name, f"util.area_code_problem({c}, '{col.level}') is not null"))
+        elif col.type in PARSEABLE:
+            checks.append(Check(feed.name, "value_format", sev["value_format"],
+                                f"“{col.header}”的值须可识别（{col.type}）", col.name,
+                                f"util.clean_text({c}) is not null and "
+                                + PARSEABLE[col.type].format(c=c, n=_numeric(col))))
+        if col.type in {"amount", "integer"}:
+            parse = "util.parse_amount" if col.type == "amount" else "util.parse_integer"
+            checks.append(Check(feed.name, "non_negative", sev.get("non_negative", "warning"),
+                                f"“{col.header}”不得为负数", col.name, f"{parse}({c}) < 0"))
+        if col.type == "event_date":
+            checks.append(Check(feed.name, "plausible_date", sev.get("plausible_date", "warning"),
+                                f"“{col.header}”不得晚于统计月份最后一天", col.name,
+                                f"util.parse_date({c}, {_numeric(col)}) > "
+                                "(_data_month + interval '1 month' - interval '1 day')::date"))
+    key_cols = [feed.column(k) for k in feed.key]
+    key = ", ".join(_key_expression(k) for k in key_cols)
+    checks.append(Check(
+        feed.name, "key_unique", sev["key_unique"],
+        f"主键（{'+'.join(k.header for k in key_cols)}）在一次报送内不得重复", ",".join(feed.key),
+        query=(f"select _source_row from (select _source_row, count(*) over (partition by {key}) as n "
+               f"from {{batch}}) as keyed where n > 1")))
+    share = feed.unusable_row_share
+    checks.append(Check(
+        feed.name, "unusable_rows", sev.get("unusable_rows", "critical"),
+        f"不可用行（身份证号无效或主键重复）占比不得超过{share:.0%}", "_row_is_usable",
+        mostly=round(1 - share, 6), arguments={"unusable_row_share": share}))
+    return checks
+
+
+def handwritten_checks(feed: Feed, folder: Path | None = None) -> list[Check]:
+    """`expectations/<feed>.yml`: the spec's consistency rules that no declaration can express."""
+    path = (folder or settings.EXPECTATIONS_DIR) / f"{feed.name}.yml"
+    if not path.exists():
+        return []
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    checks = []
+    for i, item in enumerate(doc.get("checks", []), start=1):
+        missing = {"name", "description", "unexpected_rows"} - set(item)
+        if missing:
+            raise ValueError(f"{path.name}: check {i}: missing {sorted(missing)}")
+        checks.append(Check(
+            feed.name, item["name"], item.get("severity", "warning"), item["description"],
+            item.get("column"), query=item["unexpected_rows"]))
+    return checks
+
+
+def checks_for(feed: Feed) -> list[Check]:
+    checks = generated_checks(feed) + handwritten_checks(feed)
+    seen: set[str] = set()
+    for check in checks:
+        if check.fingerprint in seen:
+            raise ValueError(f"{feed.name}: two checks with one fingerprint ({check.name} on {check.column})")
+        seen.add(check.fingerprint)
+    return checks

@@ -1,0 +1,234 @@
+"""The quality gate: validate a loaded batch with GX (SQL pushdown), record every check, decide.
+
+A failed critical check quarantines the batch: it stays in raw, downstream models keep the last good
+batch, and an engineer can release it with a recorded reason. Otherwise the batch goes live and
+supersedes the earlier live batch of its slot (month, or month and town).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import uuid
+from dataclasses import dataclass, field
+
+import psycopg
+
+from ruralwatch import db
+from ruralwatch.feeds.registry import Feed, Registry, load_registry
+from ruralwatch.masking import MASKERS
+from ruralwatch.quality.checks import Check, checks_for, usable_row_expression
+
+log = logging.getLogger(__name__)
+
+SAFE_BATCH_ID = re.compile(r"^[a-z0-9_\-]+$")
+SAMPLE_ROWS = 5
+
+
+@dataclass
+class CheckResult:
+    check: Check
+    success: bool
+    unexpected_count: int | None
+    element_count: int | None
+    sample: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class GateOutcome:
+    batch_id: str
+    feed: str
+    run_id: str
+    decision: str                      # live | quarantined
+    results: list[CheckResult]
+
+    @property
+    def failed(self) -> list[CheckResult]:
+        return [r for r in self.results if not r.success]
+
+    @property
+    def failed_critical(self) -> list[CheckResult]:
+        return [r for r in self.failed if r.check.severity == "critical"]
+
+    def describe(self) -> str:
+        passed = len(self.results) - len(self.failed)
+        text = f"{self.feed} batch {self.batch_id}: {passed}/{len(self.results)} checks passed → {self.decision}"
+        for r in self.failed:
+            text += f"\n  ✗ [{r.check.severity}] {r.check.description} ({r.unexpected_count} rows)"
+        return text
+
+
+def batch_query(feed: Feed, batch_id: str) -> str:
+    if not SAFE_BATCH_ID.match(batch_id):
+        raise ValueError(f"not a batch id: {batch_id!r}")
+    return (f'select *, ({usable_row_expression(feed)}) as _row_is_usable '
+            f'from raw."{feed.raw_table}" where _batch_id = \'{batch_id}\'')
+
+
+def _gx_context():
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    return context
+
+
+def _expectation(check: Check):
+    import great_expectations.expectations as gxe
+
+    meta = {"check": check.name, "severity": check.severity, "fingerprint": check.fingerprint,
+            "column": check.column}
+    if check.mostly is not None:
+        return gxe.ExpectColumnValuesToBeInSet(column=check.column, value_set=[True], mostly=check.mostly,
+                                               meta=meta, description=check.description)
+    return gxe.UnexpectedRowsExpectation(unexpected_rows_query=check.unexpected_rows_query,
+                                         meta=meta, description=check.description)
+
+
+def validate_batch(feed: Feed, batch_id: str, checks: list[Check] | None = None) -> list[CheckResult]:
+    """Run the feed's suite on one batch; every query runs in PostgreSQL, nothing is pulled whole."""
+    import great_expectations as gx
+
+    checks = checks if checks is not None else checks_for(feed)
+    context = _gx_context()
+    source = context.data_sources.add_postgres(name="warehouse", connection_string=db.warehouse_url())
+    asset = source.add_query_asset(name=f"{feed.name}_batch", query=batch_query(feed, batch_id))
+    batch_definition = asset.add_batch_definition_whole_table("batch")
+    suite = context.suites.add(gx.ExpectationSuite(name=feed.name))
+    for check in checks:
+        suite.add_expectation(_expectation(check))
+    validation = context.validation_definitions.add(
+        gx.ValidationDefinition(name=f"{feed.name}_gate", data=batch_definition, suite=suite))
+    outcome = validation.run(result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_ROWS})
+    by_fingerprint = {c.fingerprint: c for c in checks}
+    results: list[CheckResult] = []
+    for item in outcome.results:
+        check = by_fingerprint[item.expectation_config.meta["fingerprint"]]
+        error = _raised(item.exception_info)
+        if error:
+            # A check that could not run is a bug or a broken warehouse, never a data verdict.
+            raise RuntimeError(f"check {check.name} on {feed.name} could not run: {error}")
+        result = item.result or {}
+        if check.mostly is not None:
+            unexpected = result.get("unexpected_count")
+            element = result.get("element_count")
+        else:
+            unexpected = result.get("observed_value")
+            element = None
+        results.append(CheckResult(check, bool(item.success), unexpected, element))
+    return results
+
+
+def _raised(info) -> str | None:
+    """GX reports a failed query per metric, nested one level down, or at the top level."""
+    if not info:
+        return None
+    candidates = [info, *[v for v in info.values() if isinstance(v, dict)]]
+    for candidate in candidates:
+        if candidate.get("raised_exception"):
+            return str(candidate.get("exception_message") or candidate.get("exception_traceback", ""))[:2000]
+    return None
+
+
+def _sample(conn: psycopg.Connection, feed: Feed, batch_id: str, check: Check) -> list[dict]:
+    """A few failing rows for the ledger, IDs masked: enough to find them, not to leak them."""
+    if check.mostly is not None:
+        query = f"select _source_row from ({batch_query(feed, batch_id)}) as b where not _row_is_usable"
+    else:
+        query = check.unexpected_rows_query.replace("{batch}", f"({batch_query(feed, batch_id)}) as batch_rows")
+    cursor = conn.execute(f"select * from ({query}) as failing limit {SAMPLE_ROWS}")  # noqa: S608
+    names = [d.name for d in cursor.description]
+    maskers = {c.name: MASKERS[c.type] for c in feed.columns if c.type in MASKERS}
+    return [
+        {name: maskers[name](value) if name in maskers and value is not None else value
+         for name, value in zip(names, row, strict=True)}
+        for row in cursor.fetchall()
+    ]
+
+
+def gate_batch(batch_id: str, registry: Registry | None = None,
+               conn: psycopg.Connection | None = None) -> GateOutcome:
+    registry = registry or load_registry()
+    own = conn is None
+    conn = conn or db.connect(autocommit=True)
+    try:
+        row = conn.execute("select feed, status, gate_status from raw.deliveries where batch_id = %s",
+                           (batch_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"no delivery with batch id {batch_id}")
+        feed = registry[row[0]]
+        results = validate_batch(feed, batch_id)
+        run_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        for result in results:
+            if not result.success:
+                result.sample = _sample(conn, feed, batch_id, result.check)
+        failed_critical = [r for r in results if not r.success and r.check.severity == "critical"]
+        decision = "quarantined" if failed_critical else "live"
+        with conn.transaction():
+            _record_results(conn, run_id, batch_id, feed, results)
+            if decision == "live":
+                go_live(conn, batch_id)
+            else:
+                reasons = "; ".join(f"{r.check.description}（{r.unexpected_count}行）" for r in failed_critical)
+                conn.execute(
+                    "update raw.deliveries set status = 'quarantined', gate_status = 'failed', is_live = false, "
+                    "reason = %s where batch_id = %s", (f"quality gate: {reasons}", batch_id))
+        outcome = GateOutcome(batch_id, feed.name, run_id, decision, results)
+        log.info(outcome.describe())
+        return outcome
+    finally:
+        if own:
+            conn.close()
+
+
+def go_live(conn: psycopg.Connection, batch_id: str, gate_status: str = "passed") -> None:
+    """Make the batch its slot's live batch, unless a newer or preferred one is live already.
+
+    Newer = a higher version, or the same version delivered later (a correction under the same
+    name). For hrss_employment the API's delivery stands over a file's (feeds.md).
+    """
+    me = conn.execute(
+        "select feed, slot, version, channel, coalesce(arrived_at, recorded_at) from raw.deliveries "
+        "where batch_id = %s for update", (batch_id,)).fetchone()
+    feed, slot, version, channel, arrived = me
+    live = conn.execute(
+        "select batch_id, version, channel, coalesce(arrived_at, recorded_at) from raw.deliveries "
+        "where feed = %s and slot = %s and is_live and batch_id <> %s for update", (feed, slot, batch_id)).fetchone()
+    if live:
+        live_id, live_version, live_channel, live_arrived = live
+        api_stands = live_channel == "api" and channel != "api"
+        newer = channel == "api" and live_channel != "api" or (version, arrived) >= (live_version, live_arrived)
+        if api_stands or not newer:
+            conn.execute(
+                "update raw.deliveries set status = 'superseded', gate_status = %s, superseded_by = %s, "
+                "reason = 'a newer or preferred delivery of this month is live' where batch_id = %s",
+                (gate_status, live_id, batch_id))
+            return
+        conn.execute(
+            "update raw.deliveries set status = 'superseded', is_live = false, superseded_by = %s "
+            "where batch_id = %s", (batch_id, live_id))
+    conn.execute("update raw.deliveries set status = 'loaded', gate_status = %s, is_live = true "
+                 "where batch_id = %s", (gate_status, batch_id))
+
+
+def _record_results(conn, run_id: str, batch_id: str, feed: Feed, results: list[CheckResult]) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(
+            "insert into dq.check_results (run_id, batch_id, feed, fingerprint, check_name, expectation_type, "
+            "column_name, arguments, severity, success, element_count, unexpected_count, sample) "
+            "values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [(run_id, batch_id, feed.name, r.check.fingerprint, r.check.name, r.check.expectation_type,
+              r.check.column, json.dumps(r.check.arguments, ensure_ascii=False), r.check.severity, r.success,
+              r.element_count, r.unexpected_count, json.dumps(r.sample, ensure_ascii=False, default=str))
+             for r in results])
+
+
+def pending_batches(conn: psycopg.Connection, feed: str | None = None) -> list[str]:
+    query = "select batch_id from raw.deliveries where gate_status = 'pending' and status = 'loaded'"
+    params: tuple = ()
+    if feed:
+        query += " and feed = %s"
+        params = (feed,)
+    return [r[0] for r in conn.execute(query + " order by data_month, version, arrived_at", params)]

@@ -1,0 +1,63 @@
+"""Run dbt against the warehouse, with credentials from the environment, never from files."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ruralwatch import db, settings
+from ruralwatch.feeds.dbt_sources import write_sources
+
+
+class DbtError(RuntimeError):
+    pass
+
+
+@dataclass
+class DbtResult:
+    args: list[str]
+    returncode: int
+    output: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def dbt_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(db.connection_parts().dbt_env())
+    env["DBT_PROFILES_DIR"] = str(settings.DBT_PROJECT_DIR)
+    env["DBT_PROJECT_DIR"] = str(settings.DBT_PROJECT_DIR)
+    env.setdefault("DBT_LOG_PATH", str(settings.LOCAL_DIR / "dbt-logs"))
+    env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
+    env.update(extra or {})
+    return env
+
+
+def dbt_executable() -> str:
+    candidate = Path(sys.executable).with_name("dbt")
+    return str(candidate) if candidate.exists() else "dbt"
+
+
+def run_dbt(args: Sequence[str], *, check: bool = True, echo: bool = False,
+            extra_env: dict[str, str] | None = None) -> DbtResult:
+    """`dbt <args>` in the project; raises DbtError with dbt's own output when it fails."""
+    write_sources()
+    cmd = [dbt_executable(), *args]
+    proc = subprocess.Popen(cmd, cwd=settings.DBT_PROJECT_DIR, env=dbt_env(extra_env), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines: list[str] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
+        if echo:
+            print(line, end="", flush=True)
+    returncode = proc.wait()
+    result = DbtResult(list(args), returncode, "".join(lines))
+    if check and not result.ok:
+        raise DbtError(f"dbt {' '.join(args)} failed (exit {returncode}):\n{result.output[-6000:]}")
+    return result

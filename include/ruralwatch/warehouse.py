@@ -1,0 +1,187 @@
+"""The tables the platform itself owns: raw landing tables, the delivery ledger, data-quality state.
+
+These are not warehouse models (dbt builds those from here on); they are the loader's and the
+gates' bookkeeping, so their DDL is derived from the registry in code. Identifiers are composed with
+psycopg.sql, never pasted into strings.
+"""
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+
+from ruralwatch.feeds.registry import Feed, Registry
+
+# Metadata columns every raw row carries. `_source_row` is the row as a spreadsheet shows it
+# (title and header rows counted), so an error can point a department at the exact row.
+RAW_META_COLUMNS = [
+    ("_batch_id", "text not null"),
+    ("_source_row", "bigint not null"),
+    ("_source_file", "text not null"),
+    ("_sha256", "text not null"),
+    ("_data_month", "date not null"),
+    ("_loaded_at", "timestamptz not null"),
+    # XLSX only: the columns whose cell was a number, not text. A resident ID that reached us as a
+    # number has lost digits whatever it looks like; a number in a date column is an Excel serial.
+    ("_xlsx_numeric", "text[]"),
+    # Unknown extra columns (schema drift), header → value; loaded, and warned about.
+    ("_extra", "jsonb"),
+]
+
+PLATFORM_DDL = """
+create schema if not exists raw;
+create schema if not exists dq;
+create table if not exists raw.deliveries (
+    batch_id        text primary key,
+    feed            text not null,
+    file_name       text not null,
+    file_path       text,
+    archive_path    text,
+    sha256          text not null,
+    channel         text not null default 'file' check (channel in ('file', 'api')),
+    data_month      date,
+    slot            text,
+    version         integer,
+    status          text not null check (status in
+                        ('loaded', 'superseded', 'duplicate', 'rejected', 'quarantined')),
+    gate_status     text not null default 'pending' check (gate_status in
+                        ('pending', 'passed', 'failed', 'released', 'not_applicable')),
+    is_live         boolean not null default false,
+    reason          text,
+    warnings        jsonb not null default '[]'::jsonb,
+    encoding        text,
+    header_row      integer,
+    column_units    jsonb not null default '{}'::jsonb,
+    row_count       bigint,
+    arrived_at      timestamptz,
+    recorded_at     timestamptz not null default now(),
+    loaded_at       timestamptz,
+    superseded_by   text,
+    duplicate_of    text,
+    released_by     text,
+    release_reason  text
+);
+create index if not exists deliveries_feed_slot on raw.deliveries (feed, slot);
+create index if not exists deliveries_feed_sha on raw.deliveries (feed, sha256);
+create unique index if not exists deliveries_one_live_per_slot
+    on raw.deliveries (feed, slot) where is_live;
+comment on table raw.deliveries is '每一次部门报送及其处理结果（已入库/被替代/重复/拒收/隔离）';
+
+create table if not exists dq.check_results (
+    run_id           text not null,
+    batch_id         text not null,
+    feed             text not null,
+    fingerprint      text not null,
+    check_name       text not null,
+    expectation_type text not null,
+    column_name      text,
+    arguments        jsonb not null default '{}'::jsonb,
+    severity         text not null,
+    success          boolean not null,
+    element_count    bigint,
+    unexpected_count bigint,
+    sample           jsonb,
+    checked_at       timestamptz not null default now(),
+    primary key (run_id, fingerprint)
+);
+comment on table dq.check_results is '每次质量校验的每一条检查结果';
+
+-- The pseudonymisation key's HMAC pads. Only engineers read this schema; the key itself comes from
+-- RURALWATCH_PSEUDONYM_KEY (or a generated file in .local/secrets) and is never in the repository.
+create schema if not exists restricted;
+create table if not exists restricted.pseudonym_key (
+    key_slot        integer primary key check (key_slot = 1),
+    inner_pad       bytea not null,
+    outer_pad       bytea not null,
+    key_fingerprint text not null,
+    created_at      timestamptz not null default now()
+);
+create or replace function restricted.person_key(resident_id text) returns text
+language sql stable parallel safe as $fn$
+    select left(encode(sha256(k.outer_pad || sha256(k.inner_pad || convert_to(resident_id, 'UTF8'))), 'hex'), 32)
+    from restricted.pseudonym_key as k
+    where k.key_slot = 1 and resident_id is not null
+$fn$;
+"""
+
+
+def ensure_platform_tables(conn: psycopg.Connection, registry: Registry) -> None:
+    """Create what is missing; never drops or rewrites what a department delivered."""
+    with conn.transaction():
+        # One session at a time: two loaders starting together must not race on CREATE.
+        conn.execute("select pg_advisory_xact_lock(hashtext('ruralwatch.ensure_platform_tables'))")
+        conn.execute(PLATFORM_DDL)
+        for feed in registry:
+            ensure_raw_table(conn, feed)
+
+
+def ensure_raw_table(conn: psycopg.Connection, feed: Feed) -> None:
+    """`raw.<feed>`: every declared column as text, partitioned by batch.
+
+    One partition per batch makes a load all-or-nothing without a second copy of the rows: the
+    batch is COPYed into its own table and attached in the same transaction.
+    """
+    table = sql.Identifier("raw", feed.raw_table)
+    columns = [sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in RAW_META_COLUMNS]
+    columns += [sql.SQL("{} text").format(sql.Identifier(c.name)) for c in feed.columns]
+    conn.execute(sql.SQL("create table if not exists {} ({}) partition by list (_batch_id)").format(
+        table, sql.SQL(", ").join(columns)))
+    # A column declared after the table was first made is added, never dropped.
+    existing = {r[0] for r in conn.execute(
+        "select column_name from information_schema.columns where table_schema = 'raw' and table_name = %s",
+        (feed.raw_table,))}
+    for col in feed.columns:
+        if col.name not in existing:
+            conn.execute(sql.SQL("alter table {} add column {} text").format(table, sql.Identifier(col.name)))
+    conn.execute(sql.SQL("comment on table {} is {}").format(
+        table, sql.Literal(f"{feed.department.name}: {feed.title}（原样文本，按批次分区）")))
+
+
+# -- pseudonymisation key --------------------------------------------------------------------------
+class PseudonymKeyError(RuntimeError):
+    pass
+
+
+def pseudonym_key() -> bytes:
+    """RURALWATCH_PSEUDONYM_KEY, else a random key generated once into .local/secrets (mode 600)."""
+    import os
+    import secrets
+
+    from ruralwatch import settings
+
+    value = os.environ.get("RURALWATCH_PSEUDONYM_KEY")
+    if value:
+        if len(value) < 16:
+            raise PseudonymKeyError("RURALWATCH_PSEUDONYM_KEY must be at least 16 characters")
+        return value.encode()
+    path = settings.LOCAL_DIR / "secrets" / "pseudonym_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.chmod(0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+def ensure_pseudonym_key(conn: psycopg.Connection) -> None:
+    """Store the key's HMAC pads; refuse a different key, which would re-key every person."""
+    import hashlib
+
+    key = pseudonym_key()
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(64, b"\0")
+    inner = bytes(b ^ 0x36 for b in key)
+    outer = bytes(b ^ 0x5C for b in key)
+    fingerprint = hashlib.sha256(b"ruralwatch-key-fingerprint" + key).hexdigest()[:16]
+    with conn.transaction():
+        row = conn.execute("select key_fingerprint from restricted.pseudonym_key where key_slot = 1").fetchone()
+        if row is None:
+            conn.execute(
+                "insert into restricted.pseudonym_key (key_slot, inner_pad, outer_pad, key_fingerprint) "
+                "values (1, %s, %s, %s) on conflict do nothing", (inner, outer, fingerprint))
+        elif row[0] != fingerprint:
+            raise PseudonymKeyError(
+                "the pseudonymisation key differs from the one this warehouse was built with (fingerprint "
+                f"{row[0]}); every person_key would change. Restore the original RURALWATCH_PSEUDONYM_KEY, "
+                "or rotate deliberately by rebuilding the warehouse.")
