@@ -59,11 +59,33 @@ def load_feed(feed: str, month: dt.date, landing: Path | None = None) -> list[di
     """Load the month's new deliveries of one feed; returns one small dict per delivery."""
     landing = landing or settings.landing_dir()
     prepare_warehouse()
+    registry = load_registry()
+    declared = registry[feed]
     with db.connect(autocommit=True) as conn:
-        outcomes = Loader(conn).load_landing(landing, feed=feed, month=month)
+        loader = Loader(conn, registry)
+        outcomes = []
+        if "api" in declared.formats:
+            # The platform is the preferred channel; files in the landing folder are the fallback.
+            outcomes += _load_from_api(loader, declared, month)
+        outcomes += loader.load_landing(landing, feed=feed, month=month)
     for outcome in outcomes:
         log.info(outcome.describe())
     return [_outcome_dict(o) for o in outcomes]
+
+
+def _load_from_api(loader: Loader, feed, month: dt.date) -> list[DeliveryOutcome]:
+    from ruralwatch.feeds.api import ApiClient, ApiSettings
+
+    config = ApiSettings.from_env(page_size=int((feed.api or {}).get("page_size", 500)))
+    if config is None:
+        log.info("%s: RURALWATCH_API_BASE_URL is not set; files only", feed.name)
+        return []
+    client = ApiClient(config, (feed.api or {}).get("path", "/api/v1/employment"))
+    delivery = client.fetch(feed.name, month, key_field=feed.column(feed.key[0]).header)
+    if delivery is None:
+        log.info("%s: the platform has no data for %s yet", feed.name, month)
+        return []
+    return [loader.load_api(feed, delivery)]
 
 
 def _outcome_dict(o: DeliveryOutcome) -> dict:

@@ -20,9 +20,10 @@ RAW_META_COLUMNS = [
     ("_sha256", "text not null"),
     ("_data_month", "date not null"),
     ("_loaded_at", "timestamptz not null"),
-    # XLSX only: the columns whose cell was a number, not text. A resident ID that reached us as a
-    # number has lost digits whatever it looks like; a number in a date column is an Excel serial.
-    ("_xlsx_numeric", "text[]"),
+    # The columns whose value arrived as a number (an XLSX numeric cell, a JSON number), not text. A
+    # resident ID that reached us as a number has lost digits whatever it looks like; a number in a
+    # date column is an Excel serial.
+    ("_numeric_cells", "text[]"),
     # Unknown extra columns (schema drift), header → value; loaded, and warned about.
     ("_extra", "jsonb"),
 ]

@@ -23,7 +23,7 @@ def test_delivery_names():
     assert (name.feed, name.data_month, name.version, name.suffix) == ("rural_roster", dt.date(2026, 11, 1), 1, None)
     v2 = parse_delivery_name("rural_roster_202611_v2.xlsx", "rural_roster")
     assert v2.version == 2 and v2.extension == "xlsx" and v2.slot == "202611"
-    town = parse_delivery_name("lead_feedback_202611_990101001000_v2.xlsx", "lead_feedback")
+    town = parse_delivery_name("lead_feedback_202611_990101001000_v2.xlsx", "lead_feedback", allow_town_suffix=True)
     assert town.suffix == "990101001000" and town.version == 2 and town.slot == "202611_990101001000"
 
 
@@ -33,6 +33,7 @@ def test_delivery_names():
     ("rural_roster_202613.csv", "not a month"),
     ("rural_roster_202611_v1.csv", "numbered from _v2"),
     ("rural_roster_202611.pdf", "does not parse"),
+    ("rural_roster_202611_990101001000.csv", "only town-delivered feeds"),
 ])
 def test_bad_names_are_rejected_with_a_reason(file_name, message):
     with pytest.raises(DeliveryNameError, match=message):

@@ -43,7 +43,7 @@
 
 
 {% macro _is_numeric_cell(name) -%}
-    coalesce('{{ name }}' = any(raw_rows._xlsx_numeric), false)
+    coalesce('{{ name }}' = any(raw_rows._numeric_cells), false)
 {%- endmacro %}
 
 

@@ -48,8 +48,11 @@ _NAME = re.compile(
 )
 
 
-def parse_delivery_name(file_name: str, folder_feed: str) -> DeliveryName:
-    """Parse `<feed>_<YYYYMM>[_<town>][_v<N>].<ext>`; the folder names the feed a second time."""
+def parse_delivery_name(file_name: str, folder_feed: str, allow_town_suffix: bool = False) -> DeliveryName:
+    """Parse `<feed>_<YYYYMM>[_<town>][_v<N>].<ext>`; the folder names the feed a second time.
+
+    Only feeds that towns deliver (lead_feedback) carry a 12-digit town code in the name.
+    """
     match = _NAME.match(file_name)
     if not match:
         raise DeliveryNameError(
@@ -66,6 +69,10 @@ def parse_delivery_name(file_name: str, folder_feed: str) -> DeliveryName:
     year, month = int(month_text[:4]), int(month_text[4:])
     if not 1 <= month <= 12 or year < 2000:
         raise DeliveryNameError(f"file name {file_name!r}: {month_text} is not a month (YYYYMM)")
+    if match.group("suffix") and not allow_town_suffix:
+        raise DeliveryNameError(
+            f"file name {file_name!r}: only town-delivered feeds carry a town code; expected "
+            f"{folder_feed}_<YYYYMM>.<ext>")
     version = int(match.group("version") or 1)
     if match.group("version") is not None and version < 2:
         raise DeliveryNameError(f"file name {file_name!r}: re-deliveries are numbered from _v2")

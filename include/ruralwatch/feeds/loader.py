@@ -25,7 +25,15 @@ from psycopg import sql
 
 from ruralwatch import settings
 from ruralwatch.feeds.headers import DeliveryName, DeliveryNameError, parse_delivery_name
-from ruralwatch.feeds.readers import CsvSource, DeliveryRejected, XlsxSource, open_csv, open_xlsx
+from ruralwatch.feeds.readers import (
+    CsvSource,
+    DeliveryRejected,
+    JsonlSource,
+    XlsxSource,
+    open_csv,
+    open_jsonl,
+    open_xlsx,
+)
 from ruralwatch.feeds.registry import Feed, Registry, load_registry
 from ruralwatch.warehouse import ensure_platform_tables
 
@@ -81,7 +89,7 @@ def discover(landing: Path, registry: Registry, feed: str | None = None,
             if not path.is_file() or path.name.startswith((".", "~$")):
                 continue
             try:
-                name = parse_delivery_name(path.name, f.name)
+                name = parse_delivery_name(path.name, f.name, f.file_suffix is not None)
                 order = (name.data_month, name.version, path.stat().st_mtime, path.name)
             except DeliveryNameError:
                 name, order = None, (dt.date.max, 0, path.stat().st_mtime, path.name)
@@ -119,7 +127,7 @@ class Loader:
                 return DeliveryOutcome(feed.name, path.name, "seen", batch_id, reason=f"already recorded as {seen[0]}")
             archived = self._archive(feed, path, sha)
             try:
-                name = parse_delivery_name(path.name, feed.name)
+                name = parse_delivery_name(path.name, feed.name, feed.file_suffix is not None)
             except DeliveryNameError as exc:
                 return self._record_rejected(feed, path, batch_id, sha, None, arrived_at, archived, str(exc))
             original = self.conn.execute(
@@ -142,6 +150,27 @@ class Loader:
         except DeliveryRejected as exc:
             with self.conn.transaction():
                 return self._record_rejected(feed, path, batch_id, sha, name, arrived_at, archived, str(exc))
+
+    def load_api(self, feed: Feed, delivery) -> DeliveryOutcome:
+        """An assembled API delivery (feeds.api.ApiDelivery): same ledger, same COPY, channel 'api'."""
+        path = delivery.path
+        name = DeliveryName(feed.name, delivery.period, 1, None, "api")
+        batch_id = batch_id_for(feed.name, path.name, delivery.sha256)
+        with self.conn.transaction():
+            self._lock(feed)
+            seen = self.conn.execute("select status from raw.deliveries where batch_id = %s", (batch_id,)).fetchone()
+            if seen:
+                return DeliveryOutcome(feed.name, path.name, "seen", batch_id, reason=f"already recorded as {seen[0]}")
+        try:
+            with self.conn.transaction():
+                self._lock(feed)
+                archived = self._archive(feed, path, delivery.sha256)
+                return self._load_batch(feed, path, name, batch_id, delivery.sha256, delivery.answered_at,
+                                        archived, channel="api")
+        except DeliveryRejected as exc:
+            with self.conn.transaction():
+                return self._record_rejected(feed, path, batch_id, delivery.sha256, name, delivery.answered_at,
+                                             None, str(exc), channel="api")
 
     # -- internals -------------------------------------------------------------------------------
     def _lock(self, feed: Feed) -> None:
@@ -167,13 +196,13 @@ class Loader:
             values)
 
     def _record_rejected(self, feed, path, batch_id, sha, name: DeliveryName | None, arrived_at, archived,
-                         reason: str) -> DeliveryOutcome:
+                         reason: str, channel: str = "file") -> DeliveryOutcome:
         log.warning("rejected %s/%s: %s", feed.name, path.name, reason)
         self._insert_delivery(
             batch_id=batch_id, feed=feed.name, file_name=path.name, file_path=str(path), archive_path=archived,
             sha256=sha, data_month=name.data_month if name else None, slot=name.slot if name else None,
             version=name.version if name else None, status="rejected", gate_status="not_applicable",
-            reason=reason, arrived_at=arrived_at)
+            reason=reason, arrived_at=arrived_at, channel=channel)
         return DeliveryOutcome(feed.name, path.name, "rejected", batch_id,
                                name.data_month if name else None, reason=reason)
 
@@ -188,8 +217,10 @@ class Loader:
             gate_status="not_applicable", reason=reason, arrived_at=arrived_at, duplicate_of=orig_batch)
         return DeliveryOutcome(feed.name, path.name, "duplicate", batch_id, name.data_month, reason=reason)
 
-    def _load_batch(self, feed, path, name: DeliveryName, batch_id, sha, arrived_at, archived) -> DeliveryOutcome:
-        source = open_xlsx(feed, path) if name.extension == "xlsx" else open_csv(feed, path)
+    def _load_batch(self, feed, path, name: DeliveryName, batch_id, sha, arrived_at, archived,
+                    channel: str = "file") -> DeliveryOutcome:
+        openers = {"xlsx": open_xlsx, "csv": open_csv, "api": open_jsonl}
+        source = openers[name.extension](feed, path)
         warnings = list(source.header.warnings)
         same_name = self.conn.execute(
             "select batch_id from raw.deliveries where feed = %s and file_name = %s and status <> 'duplicate'",
@@ -205,11 +236,11 @@ class Loader:
                 f"{path.name}: a header but no data rows; an empty snapshot would wipe {name.data_month:%Y-%m} "
                 f"of {feed.name}, so it is rejected", row=source.header.header_row + 1)
         self._attach(feed, partition, batch_id)
-        encoding = source.encoding if isinstance(source, CsvSource) else "xlsx"
+        encoding = source.encoding if isinstance(source, (CsvSource, JsonlSource)) else "xlsx"
         self._insert_delivery(
             batch_id=batch_id, feed=feed.name, file_name=path.name, file_path=str(path), archive_path=archived,
             sha256=sha, data_month=name.data_month, slot=name.slot, version=name.version, status="loaded",
-            gate_status="pending", warnings=warnings, encoding=encoding, header_row=source.header.header_row,
+            channel=channel, gate_status="pending", warnings=warnings, encoding=encoding, header_row=source.header.header_row,
             column_units=json.dumps(source.header.units, ensure_ascii=False),
             row_count=rows, arrived_at=arrived_at, loaded_at=loaded_at)
         return DeliveryOutcome(feed.name, path.name, "loaded", batch_id, name.data_month, rows, warnings=warnings)
@@ -235,7 +266,7 @@ class Loader:
             part, sql.Literal(f"raw.{part_name}_row")))
         return part_name
 
-    def _copy(self, feed: Feed, part: str, source: CsvSource | XlsxSource) -> int:
+    def _copy(self, feed: Feed, part: str, source: CsvSource | XlsxSource | JsonlSource) -> int:
         if isinstance(source, CsvSource) and not source.header.has_extras:
             # Fast path: the file's own bytes go to COPY. Any surprise (a blank line, a ragged row,
             # a bad byte) rolls back to a savepoint and the row-by-row path finds and names it.
@@ -265,13 +296,13 @@ class Loader:
                         self.progress(source.path.name, written)
             return cur.rowcount
 
-    def _copy_rows(self, feed: Feed, part: str, source: CsvSource | XlsxSource) -> int:
+    def _copy_rows(self, feed: Feed, part: str, source: CsvSource | XlsxSource | JsonlSource) -> int:
         header = source.header
         width = len(header.headers)
         known = [(i, c) for i, c in enumerate(header.columns) if c is not None]
         extra_positions = [(i, header.headers[i] or f"column_{i + 1}") for i, c in enumerate(header.columns)
                            if c is None]
-        target = [c for _, c in known] + ["_source_row", "_xlsx_numeric", "_extra"]
+        target = [c for _, c in known] + ["_source_row", "_numeric_cells", "_extra"]
         statement = sql.SQL("copy {} ({}) from stdin").format(
             sql.Identifier("raw", part), sql.SQL(", ").join(sql.Identifier(c) for c in target))
         rows = 0
@@ -295,8 +326,8 @@ class Loader:
         return rows
 
     @staticmethod
-    def _iter_source(source: CsvSource | XlsxSource) -> Iterable[tuple[int, list, list[int]]]:
-        if isinstance(source, XlsxSource):
+    def _iter_source(source: CsvSource | XlsxSource | JsonlSource) -> Iterable[tuple[int, list, list[int]]]:
+        if isinstance(source, (XlsxSource, JsonlSource)):
             yield from source.iter_rows()
         else:
             for row_number, cells in source.iter_rows():

@@ -267,3 +267,41 @@ def open_xlsx(feed: Feed, path: Path) -> XlsxSource:
         f"{path.name}: no header row in the first {HEADER_SEARCH_ROWS} rows of the first sheet; expected "
         f"the Chinese headers of {feed.title}, e.g. {'、'.join(c.header for c in feed.required_columns[:4])}",
         row=1)
+
+
+# -- JSON lines (an assembled API delivery) --------------------------------------------------------
+@dataclass
+class JsonlSource:
+    path: Path
+    header: HeaderMap
+
+    @property
+    def encoding(self) -> str:
+        return "json"
+
+    def iter_rows(self) -> Iterator[tuple[int, list[str | None], list[int]]]:
+        import json
+
+        with open(self.path, encoding="utf-8") as handle:
+            for row_number, line in enumerate(handle, start=1):
+                item = json.loads(line)
+                cells: list[str | None] = []
+                numeric: list[int] = []
+                for position, header in enumerate(self.header.headers):
+                    value = item.get(header)
+                    if isinstance(value, (int, float)) and not isinstance(value, bool):
+                        numeric.append(position)
+                    cells.append(cell_text(value))
+                yield row_number, cells, numeric
+
+
+def open_jsonl(feed: Feed, path: Path) -> JsonlSource:
+    """Items are objects keyed by the Chinese field names; the header is every key seen."""
+    import json
+
+    keys: dict[str, None] = {}
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            keys.update(dict.fromkeys(json.loads(line)))
+    # Row numbers count items from 1, so there is no header row: header_row 0.
+    return JsonlSource(path, map_headers(feed, list(keys), 0, path.name))

@@ -68,7 +68,7 @@ class Check:
 
 
 def _numeric(col: Column) -> str:
-    return f"coalesce('{col.name}' = any(_xlsx_numeric), false)"
+    return f"coalesce('{col.name}' = any(_numeric_cells), false)"
 
 
 def _q(name: str) -> str:

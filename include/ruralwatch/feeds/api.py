@@ -1,0 +1,205 @@
+"""The city data-sharing platform's paginated JSON API (hrss_employment), as a delivery.
+
+`GET <base>/api/v1/employment?period=YYYY-MM&page=N&page_size=M` with `Authorization: Bearer <token>`
+answers `{"period", "page", "page_size", "total", "items": [...]}` (feeds.md). The platform answers 401
+to a bad token, 429 with Retry-After when called too fast and now and then 503.
+
+Pages are spooled to disk as they arrive, so a run that stops half-way (a dropped connection, a killed
+task) resumes at the first missing page instead of starting over. Once every page is in, the pages are
+assembled into one canonical JSON-lines file: that file is the delivery, with a SHA-256 like any other,
+and the loader takes it from there.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from ruralwatch import settings
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(RuntimeError):
+    """The platform could not deliver; the message says what to do."""
+
+
+class ApiAuthError(ApiError):
+    pass
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    base_url: str
+    token: str
+    page_size: int = 500
+    max_attempts: int = 8          # per page, for 429/5xx/connection errors
+    backoff_seconds: float = 1.0   # first retry; doubles each time, capped
+    backoff_cap_seconds: float = 60.0
+    timeout_seconds: float = 30.0
+
+    @classmethod
+    def from_env(cls, page_size: int = 500) -> ApiSettings | None:
+        """RURALWATCH_API_BASE_URL and RURALWATCH_API_TOKEN; None when the API is not configured."""
+        base = os.environ.get("RURALWATCH_API_BASE_URL")
+        token = os.environ.get("RURALWATCH_API_TOKEN")
+        if not base:
+            return None
+        if not token:
+            raise ApiAuthError("RURALWATCH_API_BASE_URL is set but RURALWATCH_API_TOKEN is not; ask the "
+                               "data-sharing platform for a token")
+        return cls(base.rstrip("/"), token, page_size=page_size)
+
+
+@dataclass
+class ApiDelivery:
+    path: Path             # the assembled JSON-lines file
+    period: dt.date
+    rows: int
+    sha256: str
+    answered_at: dt.datetime
+
+
+def _retry_after(response: httpx.Response, fallback: float) -> float:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return fallback
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, (parsed - dt.datetime.now(dt.UTC)).total_seconds())
+
+
+class ApiClient:
+    def __init__(self, config: ApiSettings, path: str, spool_root: Path | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.config = config
+        self.path = path
+        self.spool_root = spool_root or settings.LOCAL_DIR / "api_spool"
+        self.sleep = sleep
+        self.requests_made = 0
+
+    def _spool(self, feed: str, period: dt.date) -> Path:
+        folder = self.spool_root / feed / period.strftime("%Y%m")
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def _get_page(self, client: httpx.Client, period: dt.date, page: int) -> dict | None:
+        params = {"period": period.strftime("%Y-%m"), "page": page, "page_size": self.config.page_size}
+        delay = self.config.backoff_seconds
+        for attempt in range(1, self.config.max_attempts + 1):
+            try:
+                self.requests_made += 1
+                response = client.get(self.path, params=params)
+            except (httpx.TransportError, httpx.DecodingError) as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                wait = delay
+            else:
+                if response.status_code == 200:
+                    try:
+                        return response.json()
+                    except ValueError as exc:
+                        reason, wait = f"page {page} is not JSON ({exc})", delay
+                    else:
+                        break
+                elif response.status_code == 401:
+                    raise ApiAuthError(f"the platform refused our token (401) for {self.path}; renew "
+                                       "RURALWATCH_API_TOKEN with the data-sharing platform")
+                elif response.status_code == 404:
+                    return None
+                elif response.status_code == 429:
+                    reason, wait = "429 too many requests", _retry_after(response, delay)
+                elif response.status_code >= 500:
+                    reason, wait = f"{response.status_code} from the platform", _retry_after(response, delay)
+                else:
+                    raise ApiError(f"the platform answered {response.status_code} for page {page} of "
+                                   f"{params['period']}: {response.text[:300]}")
+            if attempt == self.config.max_attempts:
+                raise ApiError(f"page {page} of {params['period']} failed {attempt} times (last: {reason}); "
+                               "pages fetched so far are kept and the next run resumes from here")
+            log.info("page %s: %s; retrying in %.1fs (attempt %s)", page, reason, wait, attempt)
+            self.sleep(min(wait, self.config.backoff_cap_seconds))
+            delay = min(delay * 2, self.config.backoff_cap_seconds)
+        raise AssertionError("unreachable")
+
+    def fetch(self, feed: str, period: dt.date, key_field: str) -> ApiDelivery | None:
+        """Every page of the period (resuming a spool), assembled; None when the platform has no data."""
+        spool = self._spool(feed, period)
+        with httpx.Client(base_url=self.config.base_url, timeout=self.config.timeout_seconds,
+                          headers={"Authorization": f"Bearer {self.config.token}"}) as client:
+            first = self._read_spooled(spool, 1) or self._fetch_and_spool(client, spool, period, 1)
+            if first is None:
+                return None
+            total = int(first["total"])
+            pages = max(1, math.ceil(total / self.config.page_size))
+            for page in range(2, pages + 1):
+                if self._read_spooled(spool, page) is None:
+                    got = self._fetch_and_spool(client, spool, period, page)
+                    if got is None:
+                        raise ApiError(f"page {page} of {period:%Y-%m} vanished (404) mid-pagination")
+                    if int(got["total"]) != total:
+                        self._clear(spool)
+                        raise ApiError(f"the period's total changed from {total} to {got['total']} while we "
+                                       "paged; the spool is cleared and the next run starts over")
+        return self._assemble(feed, spool, period, pages, total, key_field)
+
+    def _fetch_and_spool(self, client, spool: Path, period: dt.date, page: int) -> dict | None:
+        body = self._get_page(client, period, page)
+        if body is None:
+            return None
+        for field in ("total", "items"):
+            if field not in body:
+                raise ApiError(f"page {page} of {period:%Y-%m} has no {field!r}: not the documented answer")
+        tmp = spool / f"page_{page:06d}.json.part"
+        tmp.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
+        tmp.replace(spool / f"page_{page:06d}.json")
+        if page == 1:
+            (spool / "answered_at").write_text(dt.datetime.now(dt.UTC).isoformat())
+        return body
+
+    @staticmethod
+    def _read_spooled(spool: Path, page: int) -> dict | None:
+        path = spool / f"page_{page:06d}.json"
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+    @staticmethod
+    def _clear(spool: Path) -> None:
+        for path in spool.glob("page_*.json"):
+            path.unlink()
+
+    def _assemble(self, feed: str, spool: Path, period: dt.date, pages: int, total: int,
+                  key_field: str) -> ApiDelivery:
+        out = spool / f"{feed}_{period:%Y%m}.api.jsonl"
+        digest = hashlib.sha256()
+        seen: set[str] = set()
+        rows = 0
+        with open(out, "w", encoding="utf-8") as handle:
+            for page in range(1, pages + 1):
+                for item in self._read_spooled(spool, page)["items"]:
+                    key = str(item.get(key_field))
+                    if key in seen:
+                        # Pages overlapped (the platform re-sorted between calls): keep the first copy.
+                        continue
+                    seen.add(key)
+                    line = json.dumps(item, ensure_ascii=False, sort_keys=True) + "\n"
+                    handle.write(line)
+                    digest.update(line.encode())
+                    rows += 1
+        if rows != total:
+            raise ApiError(f"assembled {rows} distinct rows of {period:%Y-%m} but the platform reported {total}; "
+                           "the spool is kept for inspection in " + str(spool))
+        answered = spool / "answered_at"
+        answered_at = (dt.datetime.fromisoformat(answered.read_text()) if answered.exists()
+                       else dt.datetime.now(dt.UTC))
+        return ApiDelivery(out, period, rows, digest.hexdigest(), answered_at)
