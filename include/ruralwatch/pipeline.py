@@ -44,15 +44,19 @@ def data_month_for_run(logical_date: dt.datetime | dt.date | None, month_param: 
 
 def prepare_warehouse() -> None:
     """Idempotent set-up: platform tables, the pseudonymisation key, the shared SQL functions."""
+    from ruralwatch.transform import udf_sql
+
+    version, ddl = udf_sql()
+    marker = f"ruralwatch util functions {version}"
     with db.connect(autocommit=True) as conn:
         ensure_platform_tables(conn, load_registry())
         ensure_pseudonym_key(conn)
-        has_udfs = conn.execute(
-            "select to_regprocedure('util.resident_id_problem(text,boolean)') is not null").fetchone()[0]
-    if not has_udfs:
-        from ruralwatch.transform import run_dbt
-
-        run_dbt(["run-operation", "install_udfs"])
+        current = conn.execute("select obj_description(to_regnamespace('util'), 'pg_namespace')").fetchone()[0]
+        if current != marker:
+            with conn.transaction():
+                conn.execute("select pg_advisory_xact_lock(hashtext('ruralwatch.udfs'))")
+                conn.execute(ddl)
+                conn.execute(f"comment on schema util is '{marker}'")  # version is hex: safe
 
 
 def load_feed(feed: str, month: dt.date, landing: Path | None = None) -> list[dict]:

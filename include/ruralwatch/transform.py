@@ -61,3 +61,24 @@ def run_dbt(args: Sequence[str], *, check: bool = True, echo: bool = False,
     if check and not result.ok:
         raise DbtError(f"dbt {' '.join(args)} failed (exit {returncode}):\n{result.output[-6000:]}")
     return result
+
+
+def udf_sql() -> tuple[str, str]:
+    """(version, SQL) of the util.* functions, rendered by dbt from its macro and cached by content.
+
+    The gates need these functions before any model is built, and a fresh database (a test, a new
+    deployment) needs them at once; rendering costs a dbt start-up, so the SQL is kept per version.
+    """
+    import hashlib
+
+    sources = [settings.DBT_PROJECT_DIR / "macros" / "udfs" / "create_udfs.sql",
+               settings.DBT_PROJECT_DIR / "dbt_project.yml"]
+    version = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
+    cache = settings.LOCAL_DIR / "cache" / f"udfs-{version}.sql"
+    if not cache.exists():
+        result = run_dbt(["--quiet", "compile", "--inline", "{{ create_udfs() }}"])
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".part")
+        tmp.write_text(result.output, encoding="utf-8")
+        tmp.replace(cache)
+    return version, cache.read_text(encoding="utf-8")
