@@ -1,8 +1,8 @@
 """Test session set-up: a real PostgreSQL database of its own, and Airflow's home in a temp folder.
 
 The environment is set before anything imports airflow or ruralwatch, because both read it once.
-Tests use the project's embedded server (or WAREHOUSE_URL's server) but their own database,
-`ruralwatch_test`, so a test run never touches the demo's data.
+Tests use the project's embedded server (or WAREHOUSE_URL's server) but a database of their own,
+`ruralwatch_test_<pid>`, so a test run never touches the demo's data or another test run's.
 """
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
 import psycopg  # noqa: E402
 import pytest  # noqa: E402
 
-TEST_DATABASE = "ruralwatch_test"
+# One database per test process, so parallel runs (two developers, CI and a benchmark) never collide.
+TEST_DATABASE = f"ruralwatch_test_{os.getpid()}"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -39,10 +40,12 @@ def _server_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def server_url() -> str:
+def server_url():
     url = _server_url()
     os.environ["RURALWATCH_TEST_SERVER_URL"] = url
-    return url
+    yield url
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{TEST_DATABASE}" with (force)')
 
 
 def _recreate_database(server_url: str, name: str) -> str:
