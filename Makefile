@@ -48,3 +48,9 @@ lock:
 
 clean-local:
 	@echo "this deletes .local/ (embedded warehouse, Airflow metadata, landing, reports)"; rm -rf .local
+
+.PHONY: bench-ingest
+# The loader against a bare COPY of the same file; ROWS=… to change the file's size.
+ROWS ?= 2000000
+bench-ingest: $(STAMP)
+	$(BIN)/ruralwatch bench ingest --rows $(ROWS)

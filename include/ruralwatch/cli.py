@@ -140,6 +140,21 @@ def build(select: str = typer.Option(None, help="dbt selector, e.g. +dim_househo
     pipeline.build_warehouse(select, echo=True)
 
 
+bench_app = typer.Typer(help="Benchmarks that print figures (not timed tests).", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    rows: int = typer.Option(2_000_000, help="rows of the generated claims file"),
+    landing: Path = typer.Option(None, help="use the largest claims CSV of this landing folder instead"),
+) -> None:
+    """The loader's rows/s against a bare COPY of the same file (target ratio ≥ 0.8)."""
+    from ruralwatch.bench.ingest import main as bench_main
+
+    bench_main(rows, landing)
+
+
 @app.command("dbt-sources")
 def dbt_sources() -> None:
     """Regenerate dbt_project/models/staging/_raw__sources.yml from the feed registry."""

@@ -11,15 +11,14 @@ from psycopg import sql
 
 from ruralwatch.feeds.registry import Feed, Registry
 
-# Metadata columns every raw row carries. `_source_row` is the row as a spreadsheet shows it
-# (title and header rows counted), so an error can point a department at the exact row.
-RAW_META_COLUMNS = [
-    ("_batch_id", "text not null"),
+# What every stored raw row carries besides its values. The batch's own facts (id, file, SHA-256,
+# data month, load time) live once in raw.deliveries and are joined back by the view raw.<feed>:
+# repeating ~150 bytes of constants on every row would double what a load writes.
+RAW_ROW_COLUMNS = [
+    ("_batch_key", "bigint not null"),
+    # The row as a spreadsheet shows it (title and header rows counted), so an error can point a
+    # department at the exact row.
     ("_source_row", "bigint not null"),
-    ("_source_file", "text not null"),
-    ("_sha256", "text not null"),
-    ("_data_month", "date not null"),
-    ("_loaded_at", "timestamptz not null"),
     # The columns whose value arrived as a number (an XLSX numeric cell, a JSON number), not text. A
     # resident ID that reached us as a number has lost digits whatever it looks like; a number in a
     # date column is an Excel serial.
@@ -33,6 +32,7 @@ create schema if not exists raw;
 create schema if not exists dq;
 create table if not exists raw.deliveries (
     batch_id        text primary key,
+    batch_key       bigint generated always as identity unique,
     feed            text not null,
     file_name       text not null,
     file_path       text,
@@ -115,26 +115,43 @@ def ensure_platform_tables(conn: psycopg.Connection, registry: Registry) -> None
             ensure_raw_table(conn, feed)
 
 
+def rows_table(feed: Feed) -> str:
+    return f"{feed.raw_table}__rows"
+
+
 def ensure_raw_table(conn: psycopg.Connection, feed: Feed) -> None:
-    """`raw.<feed>`: every declared column as text, partitioned by batch.
+    """`raw.<feed>__rows` holds the values, every declared column as text, one partition per batch;
+    the view `raw.<feed>` adds each row's batch id, file, SHA-256, data month and load time.
 
     One partition per batch makes a load all-or-nothing without a second copy of the rows: the
     batch is COPYed into its own table and attached in the same transaction.
     """
-    table = sql.Identifier("raw", feed.raw_table)
-    columns = [sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in RAW_META_COLUMNS]
+    table = sql.Identifier("raw", rows_table(feed))
+    columns = [sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in RAW_ROW_COLUMNS]
     columns += [sql.SQL("{} text").format(sql.Identifier(c.name)) for c in feed.columns]
-    conn.execute(sql.SQL("create table if not exists {} ({}) partition by list (_batch_id)").format(
+    conn.execute(sql.SQL("create table if not exists {} ({}) partition by list (_batch_key)").format(
         table, sql.SQL(", ").join(columns)))
-    # A column declared after the table was first made is added, never dropped.
-    existing = {r[0] for r in conn.execute(
-        "select column_name from information_schema.columns where table_schema = 'raw' and table_name = %s",
-        (feed.raw_table,))}
+    # A column declared after the table was first made is added at its end, never dropped.
+    existing = [r[0] for r in conn.execute(
+        "select attname from pg_attribute where attrelid = %s::regclass and attnum > 0 and not attisdropped "
+        "order by attnum", (f"raw.{rows_table(feed)}",))]
     for col in feed.columns:
         if col.name not in existing:
             conn.execute(sql.SQL("alter table {} add column {} text").format(table, sql.Identifier(col.name)))
+            existing.append(col.name)
     conn.execute(sql.SQL("comment on table {} is {}").format(
-        table, sql.Literal(f"{feed.department.name}: {feed.title}（原样文本，按批次分区）")))
+        table, sql.Literal(f"{feed.department.name}: {feed.title}（原样文本，按批次分区；经视图 raw.{feed.raw_table} 读取）")))
+    values = [c for c in existing if not c.startswith("_")]
+    conn.execute(sql.SQL(
+        "create or replace view {view} as select batches.batch_id as _batch_id, rows._source_row, "
+        "batches.file_name as _source_file, batches.sha256 as _sha256, batches.data_month as _data_month, "
+        "batches.loaded_at as _loaded_at, rows._numeric_cells, rows._extra, rows._batch_key, {values} "
+        "from {table} as rows join raw.deliveries as batches on batches.batch_key = rows._batch_key").format(
+        view=sql.Identifier("raw", feed.raw_table), table=table,
+        values=sql.SQL(", ").join(sql.SQL("rows.{}").format(sql.Identifier(c)) for c in values)))
+    conn.execute(sql.SQL("comment on view {} is {}").format(
+        sql.Identifier("raw", feed.raw_table),
+        sql.Literal(f"{feed.department.name}: {feed.title}（原样文本，附批次、文件、SHA-256、统计月份、入库时间）")))
 
 
 # -- pseudonymisation key --------------------------------------------------------------------------

@@ -37,7 +37,7 @@
         ]::text[], null) as dq_flags
     from {{ relation }} as raw_rows
     inner join {{ deliveries }} as batches
-        on batches.batch_id = raw_rows._batch_id
+        on batches.batch_key = raw_rows._batch_key
         and batches.is_live
 {% endmacro %}
 

@@ -35,7 +35,7 @@ from ruralwatch.feeds.readers import (
     open_xlsx,
 )
 from ruralwatch.feeds.registry import Feed, Registry, load_registry
-from ruralwatch.warehouse import ensure_platform_tables
+from ruralwatch.warehouse import ensure_platform_tables, rows_table
 
 log = logging.getLogger(__name__)
 
@@ -185,15 +185,15 @@ class Loader:
             tmp.replace(target)
         return str(target)
 
-    def _insert_delivery(self, **values) -> None:
+    def _insert_delivery(self, **values) -> int:
         values.setdefault("warnings", [])
         values["warnings"] = json.dumps(values["warnings"], ensure_ascii=False)
         columns = list(values)
-        self.conn.execute(
-            sql.SQL("insert into raw.deliveries ({}) values ({})").format(
+        return self.conn.execute(
+            sql.SQL("insert into raw.deliveries ({}) values ({}) returning batch_key").format(
                 sql.SQL(", ").join(map(sql.Identifier, columns)),
                 sql.SQL(", ").join(sql.Placeholder(c) for c in columns)),
-            values)
+            values).fetchone()[0]
 
     def _record_rejected(self, feed, path, batch_id, sha, name: DeliveryName | None, arrived_at, archived,
                          reason: str, channel: str = "file") -> DeliveryOutcome:
@@ -229,39 +229,35 @@ class Loader:
             warnings.append(f"a file named {path.name} was delivered before with other bytes (batch "
                             f"{same_name[0]}); this one is a correction and supersedes it")
         loaded_at = dt.datetime.now(dt.UTC)
-        partition = self._create_batch_table(feed, batch_id, path.name, sha, name.data_month, loaded_at)
+        encoding = source.encoding if isinstance(source, (CsvSource, JsonlSource)) else "xlsx"
+        # The ledger row comes first, in the same transaction: its batch_key names the partition, and
+        # a failure anywhere below rolls both back.
+        batch_key = self._insert_delivery(
+            batch_id=batch_id, feed=feed.name, file_name=path.name, file_path=str(path), archive_path=archived,
+            sha256=sha, data_month=name.data_month, slot=name.slot, version=name.version, status="loaded",
+            channel=channel, gate_status="pending", warnings=warnings, encoding=encoding,
+            header_row=source.header.header_row,
+            column_units=json.dumps(source.header.units, ensure_ascii=False),
+            arrived_at=arrived_at, loaded_at=loaded_at)
+        partition = self._create_batch_table(feed, batch_key)
         rows = self._copy(feed, partition, source)
         if rows == 0 and feed.kind == "snapshot":
             raise DeliveryRejected(
                 f"{path.name}: a header but no data rows; an empty snapshot would wipe {name.data_month:%Y-%m} "
                 f"of {feed.name}, so it is rejected", row=source.header.header_row + 1)
-        self._attach(feed, partition, batch_id)
-        encoding = source.encoding if isinstance(source, (CsvSource, JsonlSource)) else "xlsx"
-        self._insert_delivery(
-            batch_id=batch_id, feed=feed.name, file_name=path.name, file_path=str(path), archive_path=archived,
-            sha256=sha, data_month=name.data_month, slot=name.slot, version=name.version, status="loaded",
-            channel=channel, gate_status="pending", warnings=warnings, encoding=encoding, header_row=source.header.header_row,
-            column_units=json.dumps(source.header.units, ensure_ascii=False),
-            row_count=rows, arrived_at=arrived_at, loaded_at=loaded_at)
+        self._attach(feed, partition, batch_key)
+        self.conn.execute("update raw.deliveries set row_count = %s where batch_key = %s", (rows, batch_key))
         return DeliveryOutcome(feed.name, path.name, "loaded", batch_id, name.data_month, rows, warnings=warnings)
 
-    def _partition_name(self, batch_id: str) -> str:
-        return f"b_{hashlib.sha256(batch_id.encode()).hexdigest()[:20]}"
-
-    def _create_batch_table(self, feed, batch_id, file_name, sha, data_month, loaded_at) -> str:
-        part_name = self._partition_name(batch_id)
+    def _create_batch_table(self, feed: Feed, batch_key: int) -> str:
+        part_name = f"{rows_table(feed)}_{batch_key}"
         part = sql.Identifier("raw", part_name)
-        seq = sql.Identifier("raw", f"{part_name}_row")
-        self.conn.execute(sql.SQL("create table {} (like {} including defaults)").format(
-            part, sql.Identifier("raw", feed.raw_table)))
-        self.conn.execute(sql.SQL("create sequence {}").format(seq))
-        defaults = {
-            "_batch_id": batch_id, "_source_file": file_name, "_sha256": sha,
-            "_data_month": data_month, "_loaded_at": loaded_at,
-        }
-        for column, value in defaults.items():
-            self.conn.execute(sql.SQL("alter table {} alter column {} set default {}").format(
-                part, sql.Identifier(column), sql.Literal(value)))
+        self.conn.execute(sql.SQL("create table {} (like {})").format(part, sql.Identifier("raw", rows_table(feed))))
+        # A cached sequence numbers the rows of the fast path; without the cache, nextval() per row
+        # costs as much as the COPY itself.
+        self.conn.execute(sql.SQL("create sequence {} cache 10000").format(sql.Identifier("raw", f"{part_name}_row")))
+        self.conn.execute(sql.SQL("alter table {} alter column _batch_key set default {}").format(
+            part, sql.Literal(batch_key)))
         self.conn.execute(sql.SQL("alter table {} alter column _source_row set default nextval({})").format(
             part, sql.Literal(f"raw.{part_name}_row")))
         return part_name
@@ -333,20 +329,13 @@ class Loader:
             for row_number, cells in source.iter_rows():
                 yield row_number, cells, []
 
-    def _attach(self, feed: Feed, part_name: str, batch_id: str) -> None:
+    def _attach(self, feed: Feed, part_name: str, batch_key: int) -> None:
         part = sql.Identifier("raw", part_name)
-        self.conn.execute(sql.SQL("alter table {} alter column _source_row drop default").format(part))
+        self.conn.execute(sql.SQL("alter table {} alter column _source_row drop default, "
+                                  "alter column _batch_key drop default").format(part))
         self.conn.execute(sql.SQL("drop sequence {}").format(sql.Identifier("raw", f"{part_name}_row")))
         # The CHECK lets ATTACH skip its own validation scan.
-        self.conn.execute(sql.SQL("alter table {} add constraint {} check (_batch_id = {})").format(
-            part, sql.Identifier("batch_check"), sql.Literal(batch_id)))
+        self.conn.execute(sql.SQL("alter table {} add constraint {} check (_batch_key = {})").format(
+            part, sql.Identifier(f"{part_name}_batch"), sql.Literal(batch_key)))
         self.conn.execute(sql.SQL("alter table {} attach partition {} for values in ({})").format(
-            sql.Identifier("raw", feed.raw_table), part, sql.Literal(batch_id)))
-
-
-def load_landing(landing: Path, feed: str | None = None, month: dt.date | None = None,
-                 progress: Progress | None = None) -> list[DeliveryOutcome]:
-    from ruralwatch import db
-
-    with db.connect(autocommit=True) as conn:
-        return Loader(conn, progress=progress).load_landing(landing, feed, month)
+            sql.Identifier("raw", rows_table(feed)), part, sql.Literal(batch_key)))

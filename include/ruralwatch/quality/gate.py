@@ -19,6 +19,7 @@ from ruralwatch import db
 from ruralwatch.feeds.registry import Feed, Registry, load_registry
 from ruralwatch.masking import MASKERS
 from ruralwatch.quality.checks import Check, checks_for, usable_row_expression
+from ruralwatch.warehouse import rows_table
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +60,22 @@ class GateOutcome:
         return text
 
 
-def batch_query(feed: Feed, batch_id: str) -> str:
-    if not SAFE_BATCH_ID.match(batch_id):
-        raise ValueError(f"not a batch id: {batch_id!r}")
-    return (f'select *, ({usable_row_expression(feed)}) as _row_is_usable '
-            f'from raw."{feed.raw_table}" where _batch_id = \'{batch_id}\'')
+@dataclass(frozen=True)
+class Batch:
+    batch_id: str
+    batch_key: int
+    feed: str
+    data_month: dt.date | None
+
+
+def batch_query(feed: Feed, batch: Batch) -> str:
+    """The batch's rows, read from its own partition (the literal key prunes every other batch)."""
+    if not SAFE_BATCH_ID.match(batch.batch_id):
+        raise ValueError(f"not a batch id: {batch.batch_id!r}")
+    month = f"'{batch.data_month.isoformat()}'::date" if batch.data_month else "null::date"
+    return (f"select *, '{batch.batch_id}'::text as _batch_id, {month} as _data_month, "
+            f"({usable_row_expression(feed)}) as _row_is_usable "
+            f'from raw."{rows_table(feed)}" where _batch_key = {int(batch.batch_key)}')
 
 
 def _gx_context():
@@ -87,14 +99,14 @@ def _expectation(check: Check):
                                          meta=meta, description=check.description)
 
 
-def validate_batch(feed: Feed, batch_id: str, checks: list[Check] | None = None) -> list[CheckResult]:
+def validate_batch(feed: Feed, batch: Batch, checks: list[Check] | None = None) -> list[CheckResult]:
     """Run the feed's suite on one batch; every query runs in PostgreSQL, nothing is pulled whole."""
     import great_expectations as gx
 
     checks = checks if checks is not None else checks_for(feed)
     context = _gx_context()
     source = context.data_sources.add_postgres(name="warehouse", connection_string=db.warehouse_url())
-    asset = source.add_query_asset(name=f"{feed.name}_batch", query=batch_query(feed, batch_id))
+    asset = source.add_query_asset(name=f"{feed.name}_batch", query=batch_query(feed, batch))
     batch_definition = asset.add_batch_definition_whole_table("batch")
     suite = context.suites.add(gx.ExpectationSuite(name=feed.name))
     for check in checks:
@@ -132,12 +144,12 @@ def _raised(info) -> str | None:
     return None
 
 
-def _sample(conn: psycopg.Connection, feed: Feed, batch_id: str, check: Check) -> list[dict]:
+def _sample(conn: psycopg.Connection, feed: Feed, batch: Batch, check: Check) -> list[dict]:
     """A few failing rows for the ledger, IDs masked: enough to find them, not to leak them."""
     if check.mostly is not None:
-        query = f"select _source_row from ({batch_query(feed, batch_id)}) as b where not _row_is_usable"
+        query = f"select _source_row from ({batch_query(feed, batch)}) as b where not _row_is_usable"
     else:
-        query = check.unexpected_rows_query.replace("{batch}", f"({batch_query(feed, batch_id)}) as batch_rows")
+        query = check.unexpected_rows_query.replace("{batch}", f"({batch_query(feed, batch)}) as batch_rows")
     cursor = conn.execute(f"select * from ({query}) as failing limit {SAMPLE_ROWS}")  # noqa: S608
     names = [d.name for d in cursor.description]
     maskers = {c.name: MASKERS[c.type] for c in feed.columns if c.type in MASKERS}
@@ -154,16 +166,17 @@ def gate_batch(batch_id: str, registry: Registry | None = None,
     own = conn is None
     conn = conn or db.connect(autocommit=True)
     try:
-        row = conn.execute("select feed, status, gate_status from raw.deliveries where batch_id = %s",
+        row = conn.execute("select feed, batch_key, data_month from raw.deliveries where batch_id = %s",
                            (batch_id,)).fetchone()
         if row is None:
             raise KeyError(f"no delivery with batch id {batch_id}")
         feed = registry[row[0]]
-        results = validate_batch(feed, batch_id)
+        batch = Batch(batch_id, row[1], row[0], row[2])
+        results = validate_batch(feed, batch)
         run_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
         for result in results:
             if not result.success:
-                result.sample = _sample(conn, feed, batch_id, result.check)
+                result.sample = _sample(conn, feed, batch, result.check)
         failed_critical = [r for r in results if not r.success and r.check.severity == "critical"]
         decision = "quarantined" if failed_critical else "live"
         with conn.transaction():
