@@ -1,0 +1,3 @@
+from ruralwatch.simulate.cli import app
+
+app(prog_name="ruralwatch simulate")
