@@ -27,8 +27,9 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
+# Each run takes the simulated city's next month; MONTH=YYYY-MM runs that month again.
 demo: $(STAMP)
-	$(BIN)/ruralwatch demo
+	$(BIN)/ruralwatch demo $(if $(MONTH),--month $(MONTH),)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -54,3 +55,9 @@ clean-local:
 ROWS ?= 2000000
 bench-ingest: $(STAMP)
 	$(BIN)/ruralwatch bench ingest --rows $(ROWS)
+
+.PHONY: bench
+# The city-scale benchmark (issue 8): SCALE persons, one month and the next. SCALE=50000 for every day.
+SCALE ?= 1000000
+bench: $(STAMP)
+	$(BIN)/ruralwatch bench city --persons $(SCALE)

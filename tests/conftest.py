@@ -39,6 +39,13 @@ def _server_url() -> str:
     return db.EmbeddedServer().start().rsplit("/", 1)[0] + "/postgres"
 
 
+def pytest_configure(config):
+    # Cosmos renders build_warehouse from dbt's manifest, which is built ahead of time, not at parse.
+    from ruralwatch.transform import ensure_manifest
+
+    ensure_manifest()
+
+
 @pytest.fixture(scope="session")
 def server_url():
     url = _server_url()

@@ -1,10 +1,16 @@
-"""`make demo`: one month of deliveries through every DAG, then a summary a person can check."""
+"""`make demo`: a simulated month — every feed, the API feed from the simulator's own server — through
+every DAG, then a summary a person can check. Run it again and it takes the next month.
+
+The simulated city lives in `.local/demo/landing` (made once, deterministic); which months have been
+run is read from the warehouse itself (raw.deliveries), not from a state file.
+"""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
-import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -13,9 +19,12 @@ from rich.table import Table
 
 from ruralwatch import settings
 
-console = Console()
+# The terminal, kept even while the DAG runs' own output (Airflow, dbt) is sent to the log file.
+console = Console(file=sys.__stdout__)
 
-DEMO_MONTH = dt.date(2026, 11, 1)
+DEMO_MONTHS = "2026-10:2027-03"
+DEMO_PERSONS = 2000
+DEMO_SEED = 2026
 
 
 def _quiet_logs(log_file: Path) -> None:
@@ -29,73 +38,156 @@ def _quiet_logs(log_file: Path) -> None:
     root.setLevel(logging.INFO)
 
 
-def prepare_landing(landing: Path, month: dt.date) -> Path:
-    """The month's deliveries: the committed sample delivery of rural_roster."""
-    sample = settings.PROJECT_ROOT / "tests" / "fixtures" / "landing"
-    for path in sample.rglob("*"):
-        if path.is_file() and f"_{month:%Y%m}" in path.name:
-            target = landing / path.relative_to(sample)
-            if not target.exists():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, target)
-    return landing
+def demo_landing() -> Path:
+    return settings.LOCAL_DIR / "demo" / "landing"
 
 
-def run_demo(month: dt.date = DEMO_MONTH, landing: Path | None = None) -> dict:
-    from ruralwatch import db, pipeline
-    from ruralwatch.feeds.registry import load_registry
-    from ruralwatch.orchestration.runner import run_dag
+def ensure_city(landing: Path) -> None:
+    """The simulated city's deliveries for every demo month (the simulator is a department here)."""
+    import subprocess
+    import sys
+
+    if (landing / "_truth").is_dir() and any((landing / "_truth").glob("*.json")):
+        return
+    with console.status(f"simulating a city of {DEMO_PERSONS:,} persons, months {DEMO_MONTHS}"):
+        subprocess.run([sys.executable, "-m", "ruralwatch.simulate", "--persons", str(DEMO_PERSONS),
+                        "--months", DEMO_MONTHS, "--seed", str(DEMO_SEED), "--out", str(landing),
+                        "--defects", "default", "--quiet"], check=True)
+    console.print(f"simulated city written to {landing}")
+
+
+def next_month_to_run(landing: Path) -> dt.date:
+    from ruralwatch import db
+    from ruralwatch.pipeline import month_range
+
+    months = month_range(DEMO_MONTHS)
+    with db.connect() as conn:
+        exists = conn.execute("select to_regclass('raw.deliveries') is not null").fetchone()[0]
+        done = set() if not exists else {r[0] for r in conn.execute(
+            "select distinct data_month from raw.deliveries where status in ('loaded', 'superseded')")}
+    for month in months:
+        if month not in done:
+            return month
+    return months[-1]
+
+
+def run_demo(month: dt.date | None = None) -> None:
+    from ruralwatch import db
+    from ruralwatch.orchestration.runner import run_month
 
     started = time.monotonic()
+    landing = demo_landing()
+    url = db.warehouse_url()
+    where = "WAREHOUSE_URL" if os.environ.get("WAREHOUSE_URL") else "embedded PostgreSQL in .local/pg"
+    ensure_city(landing)
+    month = month or next_month_to_run(landing)
     log_file = settings.LOCAL_DIR / "logs" / f"demo-{month:%Y%m}.log"
     _quiet_logs(log_file)
     console.rule(f"[bold]防返贫动态监测 · demo month {month:%Y-%m}")
-    url = db.warehouse_url()
-    where = "WAREHOUSE_URL" if os.environ.get("WAREHOUSE_URL") else "embedded PostgreSQL in .local/pg"
-    console.print(f"warehouse: {_redact(url)} ({where})")
-    landing = landing or settings.LOCAL_DIR / "demo" / "landing"
-    prepare_landing(landing, month)
+    console.print(f"warehouse: {redact(url)} ({where})")
     console.print(f"landing folder: {landing}")
 
-    registry = load_registry()
-    for feed in registry:
-        if not (landing / feed.name).is_dir():
-            continue
-        with console.status(f"ingest_{feed.name}: load → gate → publish"):
-            result = run_dag(f"ingest_{feed.name}", month=month, landing=landing)
-        console.print(f"[green]✓[/] DAG ingest_{feed.name} {result.state} in {result.seconds:.1f}s "
-                      f"({', '.join(f'{t}={s}' for t, s in sorted(result.tasks.items()))})")
-    with console.status("build_warehouse: dbt seed + build (models and their tests)"):
-        result = run_dag("build_warehouse")
-    console.print(f"[green]✓[/] DAG build_warehouse {result.state} in {result.seconds:.1f}s")
+    from ruralwatch.simulate.api import start_server
 
-    summary = pipeline.summary(month)
-    _print_summary(summary, url, log_file, time.monotonic() - started)
-    return summary
+    # The data-sharing platform, played by the simulator on 127.0.0.1: hrss_employment comes by API.
+    with start_server(landing) as api:
+        os.environ["RURALWATCH_API_BASE_URL"] = api.url
+        os.environ["RURALWATCH_API_TOKEN"] = api.token
+        console.print(f"data-sharing API (simulated): {api.endpoint}")
+        try:
+            with open(log_file, "a", encoding="utf-8") as task_log, \
+                    contextlib.redirect_stdout(task_log), contextlib.redirect_stderr(task_log):
+                run_month(landing, month, echo=lambda line: console.print(f"[green]✓[/] {line}"))
+        finally:
+            os.environ.pop("RURALWATCH_API_BASE_URL", None)
+            os.environ.pop("RURALWATCH_API_TOKEN", None)
+    print_month_summary(month, log_file=log_file, seconds=time.monotonic() - started)
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@")
-    return url
+    return url.replace(f":{parts.password}@", ":***@") if parts.password else url
 
 
-def _print_summary(summary: dict, url: str, log_file: Path, seconds: float) -> None:
-    table = Table(title="deliveries (raw.deliveries)", show_lines=False)
-    for column in ("feed", "file", "status", "gate", "live", "rows"):
-        table.add_column(column)
-    for d in summary["deliveries"]:
-        table.add_row(d["feed"], d["file"], d["status"], d["gate"], "yes" if d["live"] else "no",
-                      f"{d['rows'] or 0:,}")
-    console.print(table)
-    console.print(f"quality checks: {summary['checks_passed']}/{summary['checks_run']} passed (dq.check_results)")
-    for name, count in summary["tables"].items():
-        console.print(f"{name}: {count if count is not None else 'not built'} rows")
+def _exists(conn, relation: str) -> bool:
+    return conn.execute("select to_regclass(%s) is not null", (relation,)).fetchone()[0]
+
+
+def print_month_summary(month: dt.date, log_file: Path | None = None, seconds: float | None = None) -> None:
+    """What a month's run did and where its results are; parts appear as the warehouse has them."""
+    from ruralwatch import db
+
+    with db.connect() as conn:
+        rows = conn.execute(
+            "select feed, count(*) filter (where status = 'loaded' and is_live), "
+            "coalesce(sum(row_count) filter (where is_live), 0), "
+            "string_agg(distinct status, ', ' order by status) "
+            "from raw.deliveries where data_month = %s group by feed order by feed", (month,)).fetchall()
+        table = Table(title=f"{month:%Y-%m} deliveries (raw.deliveries)")
+        for column in ("feed", "live batches", "rows live", "statuses"):
+            table.add_column(column)
+        for feed, live, count, statuses in rows:
+            table.add_row(feed, str(live), f"{count:,}", statuses)
+        console.print(table)
+        checks = conn.execute(
+            "select count(*), count(*) filter (where success) from dq.check_results r "
+            "join raw.deliveries d using (batch_id) where d.data_month = %s", (month,)).fetchone()
+        console.print(f"quality checks on this month's batches: {checks[1]} passed, {checks[0] - checks[1]} failed "
+                      "(dq.check_results)")
+        if _exists(conn, "dq.escalations"):
+            opened, resolved, still_open = conn.execute(
+                "select count(*) filter (where first_data_month = %(m)s), "
+                "count(*) filter (where resolved_data_month = %(m)s), "
+                "count(*) filter (where status in ('open', 'acknowledged')) from dq.escalations",
+                {"m": month}).fetchone()
+            console.print(f"escalations: {opened} opened and {resolved} resolved by {month:%Y-%m}'s data; "
+                          f"{still_open} open in all (ruralwatch escalations list)")
+        if _exists(conn, "marts.mart_warning_leads"):
+            leads = conn.execute(
+                "select count(*) filter (where pushed_month = %s), count(*) filter (where is_open) "
+                "from marts.mart_warning_leads", (month,)).fetchone()
+            console.print(f"early-warning leads: {leads[0]} pushed for {month:%Y-%m}; {leads[1]} open in all")
+        if _exists(conn, "marts.mart_indicator_values"):
+            headline = conn.execute(
+                "select indicator_id, indicator_name, numerator, denominator, value, unit "
+                "from marts.mart_indicator_values where period = %s and area_level = '市' "
+                "and indicator_id in ('I01', 'I02', 'I03', 'I07', 'I08', 'I11', 'I16', 'I19') "
+                "order by indicator_id limit 12", (month,)).fetchall()
+            if headline:
+                table = Table(title="headline indicators (city)")
+                for column in ("id", "指标", "numerator", "denominator", "value"):
+                    table.add_column(column)
+                for indicator_id, name, num, den, value, unit in headline:
+                    table.add_row(indicator_id, name, _fmt(num), _fmt(den), f"{_fmt(value)} {unit or ''}")
+                console.print(table)
+        for label, relation in [("staging.stg_rural_roster__persons", "staging.stg_rural_roster__persons"),
+                                ("marts.dim_household", "marts.dim_household")]:
+            if _exists(conn, relation):
+                count = conn.execute(f"select count(*) from {relation}").fetchone()[0]  # noqa: S608 - constants
+                console.print(f"{label}: {count:,} rows")
     console.rule("where to look")
-    console.print(f"SQL:      psql \"{_redact(url)}\"  e.g. select * from marts.dim_household limit 10;")
-    console.print("CLI:      .venv/bin/ruralwatch deliveries   (what arrived and what became of it)")
-    console.print(f"task log: {log_file}")
-    console.print(f"done in {seconds:.0f}s")
+    reports = settings.reports_dir() / f"{month:%Y%m}"
+    for name, path in [("auditor report", reports / "auditor_report.html"),
+                       ("indicator report", reports / "indicator_report.html"),
+                       ("lead lists", reports / "leads"),
+                       ("data docs", settings.reports_dir() / "data_docs" / "index.html")]:
+        if path.exists():
+            console.print(f"{name + ':':<18}{path}")
+    console.print(f"{'SQL:':<18}.venv/bin/ruralwatch sql   (psql as the analyst role)  or  "
+                  "psql \"$(.venv/bin/ruralwatch db url)\"")
+    console.print(f"{'deliveries:':<18}.venv/bin/ruralwatch deliveries --month {month:%Y-%m}")
+    if log_file:
+        console.print(f"{'task log:':<18}{log_file}")
+    if seconds is not None:
+        console.print(f"done in {seconds:.0f}s — run `make demo` again for the next month")
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float) or hasattr(value, "as_integer_ratio"):
+        number = float(value)
+        return f"{number:,.0f}" if number.is_integer() else f"{number:,.4g}"
+    return str(value)

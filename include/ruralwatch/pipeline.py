@@ -27,6 +27,18 @@ def parse_month(text: str) -> dt.date:
     return dt.date(int(match.group(1)), int(match.group(2)), 1)
 
 
+def month_range(text: str) -> list[dt.date]:
+    """`2026-09:2026-11` → the first day of each month, in order."""
+    start_text, _, end_text = text.partition(":")
+    start, end = parse_month(start_text), parse_month(end_text or start_text)
+    if end < start:
+        raise ValueError(f"month range {text!r} runs backwards")
+    months = [start]
+    while months[-1] < end:
+        months.append((months[-1].replace(day=28) + dt.timedelta(days=4)).replace(day=1))
+    return months
+
+
 def previous_month(day: dt.date) -> dt.date:
     first = day.replace(day=1)
     return (first - dt.timedelta(days=1)).replace(day=1)
@@ -72,9 +84,18 @@ def load_feed(feed: str, month: dt.date, landing: Path | None = None) -> list[di
             # The platform is the preferred channel; files in the landing folder are the fallback.
             outcomes += _load_from_api(loader, declared, month)
         outcomes += loader.load_landing(landing, feed=feed, month=month)
+        _escalate_deliveries(conn, registry, feed)
     for outcome in outcomes:
         log.info(outcome.describe())
     return [_outcome_dict(o) for o in outcomes]
+
+
+def _escalate_deliveries(conn, registry, feed: str | None) -> None:
+    """Rejected deliveries escalate; rejections and lateness a new delivery made good resolve."""
+    from ruralwatch.quality import escalations, notify
+
+    escalations.sweep_deliveries(conn, registry, dt.datetime.now(dt.UTC), feed=feed)
+    notify.send_pending(conn)
 
 
 def _load_from_api(loader: Loader, feed, month: dt.date) -> list[DeliveryOutcome]:
@@ -105,8 +126,57 @@ def gate_feed(feed: str) -> list[dict]:
     registry = load_registry()
     with db.connect(autocommit=True) as conn:
         outcomes = [gate_batch(batch_id, registry, conn) for batch_id in pending_batches(conn, feed)]
+        # gate_batch recorded each run's escalations with its verdict; this catches deliveries
+        # loaded outside a DAG (the CLI) and sends what the outbox holds.
+        _escalate_deliveries(conn, registry, feed)
     return [{"batch_id": o.batch_id, "decision": o.decision, "checks": len(o.results),
              "failed": [r.check.name for r in o.failed]} for o in outcomes]
+
+
+def release_batch(batch_id: str, reason: str, released_by: str) -> str:
+    """Let a quarantined batch go live with a recorded reason; returns its status afterwards."""
+    from ruralwatch.quality.gate import release_batch as release
+
+    prepare_warehouse()
+    with db.connect(autocommit=True) as conn:
+        return release(conn, batch_id, reason, released_by, dt.datetime.now(dt.UTC))
+
+
+def check_timeliness(month: dt.date, as_of: dt.datetime | None = None) -> list[dict]:
+    """Completeness and timeliness of every feed for the month (dq.feed_timeliness); late feeds escalate."""
+    from ruralwatch.quality import notify, timeliness
+
+    prepare_warehouse()
+    as_of = as_of or dt.datetime.now(dt.UTC)
+    registry = load_registry()
+    with db.connect(autocommit=True) as conn:
+        rows = timeliness.check(conn, registry, month, as_of)
+        notify.send_pending(conn)
+    return [{"feed": r.feed, "department": r.department_name, "status": r.status, "due_date": r.due_date.isoformat(),
+             "delivered_at": r.delivered_at.astimezone(timeliness.LOCAL_TZ).isoformat(timespec="minutes")
+             if r.delivered_at else None, "days_late": r.days_late}
+            for r in rows]
+
+
+def publish_auditor_report(month: dt.date, as_of: dt.datetime | None = None) -> str:
+    """The month's auditor report and GX Data Docs under settings.reports_dir(); returns the report's path."""
+    from ruralwatch.quality import data_docs
+    from ruralwatch.reports import auditor
+
+    check_timeliness(month, as_of)
+    reports = settings.reports_dir()
+    with db.connect(autocommit=True) as conn:
+        data_docs.build_data_docs(conn, reports, month)
+        path = auditor.write_report(conn, load_registry(), month, reports, as_of or dt.datetime.now(dt.UTC))
+    return str(path)
+
+
+def send_notifications() -> dict:
+    """Send what the outbox holds (new escalations' messages) on the configured channels."""
+    from ruralwatch.quality import notify
+
+    report = notify.send_pending()
+    return {"sent": report.sent, "failed": report.failed, "waiting": report.waiting}
 
 
 def build_warehouse(select: str | None = None, echo: bool = False) -> None:
@@ -141,3 +211,22 @@ def summary(month: dt.date | None = None) -> dict:
                        for d in deliveries],
         "checks_run": checks[0], "checks_passed": checks[1], "tables": tables,
     }
+
+
+def latest_data_month() -> dt.date | None:
+    """The newest data month with a live batch: what an asset-triggered run reports on."""
+    with db.connect() as conn:
+        return conn.execute("select max(data_month) from raw.deliveries where is_live").fetchone()[0]
+
+
+def publish_indicator_report(month: dt.date) -> str | None:
+    """The analysts' indicator report for the month; None (logged) while the indicator mart is not built."""
+    from ruralwatch.reports import indicators
+
+    with db.connect() as conn:
+        try:
+            path = indicators.write_indicator_report(conn, settings.reports_dir(), month)
+        except LookupError as exc:
+            log.warning("indicator report skipped: %s", exc)
+            return None
+    return str(path)

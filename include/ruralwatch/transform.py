@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ruralwatch import db, settings
+from ruralwatch import settings
 from ruralwatch.feeds.dbt_sources import write_sources
 
 
@@ -27,9 +27,17 @@ class DbtResult:
         return self.returncode == 0
 
 
-def dbt_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+MANIFEST_PATH = settings.DBT_PROJECT_DIR / "target" / "manifest.json"
+
+
+def dbt_env(extra: dict[str, str] | None = None, connect: bool = True) -> dict[str, str]:
+    """The environment dbt runs in; `connect=False` for commands that never open a connection
+    (parse, compile of a macro), so they do not start the embedded server."""
     env = dict(os.environ)
-    env.update(db.connection_parts().dbt_env())
+    if connect:
+        from ruralwatch import db  # not at import: DAG files import this module's paths
+
+        env.update(db.connection_parts().dbt_env())
     env["DBT_PROFILES_DIR"] = str(settings.DBT_PROJECT_DIR)
     env["DBT_PROJECT_DIR"] = str(settings.DBT_PROJECT_DIR)
     env.setdefault("DBT_LOG_PATH", str(settings.LOCAL_DIR / "dbt-logs"))
@@ -44,11 +52,11 @@ def dbt_executable() -> str:
 
 
 def run_dbt(args: Sequence[str], *, check: bool = True, echo: bool = False,
-            extra_env: dict[str, str] | None = None) -> DbtResult:
+            extra_env: dict[str, str] | None = None, connect: bool = True) -> DbtResult:
     """`dbt <args>` in the project; raises DbtError with dbt's own output when it fails."""
     write_sources()
     cmd = [dbt_executable(), *args]
-    proc = subprocess.Popen(cmd, cwd=settings.DBT_PROJECT_DIR, env=dbt_env(extra_env), text=True,
+    proc = subprocess.Popen(cmd, cwd=settings.DBT_PROJECT_DIR, env=dbt_env(extra_env, connect), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     lines: list[str] = []
     assert proc.stdout is not None
@@ -82,3 +90,26 @@ def udf_sql() -> tuple[str, str]:
         tmp.write_text(result.output, encoding="utf-8")
         tmp.replace(cache)
     return version, cache.read_text(encoding="utf-8")
+
+
+def build_manifest() -> Path:
+    """`dbt parse` → target/manifest.json, which Cosmos renders the build DAG from: built ahead of
+    time so that parsing a DAG never runs dbt."""
+    run_dbt(["parse", "--quiet"], connect=False)
+    return MANIFEST_PATH
+
+
+def manifest_is_stale() -> bool:
+    if not MANIFEST_PATH.exists():
+        return True
+    built = MANIFEST_PATH.stat().st_mtime
+    inputs = [settings.DBT_PROJECT_DIR / "dbt_project.yml", settings.PROJECT_ROOT / "include" / "ruralwatch"
+              / "feeds" / "registry.yml"]
+    for folder in ("models", "macros", "seeds", "snapshots", "tests"):
+        inputs += [p for p in (settings.DBT_PROJECT_DIR / folder).rglob("*") if p.is_file()]
+    return any(p.stat().st_mtime > built for p in inputs if p.exists())
+
+
+def ensure_manifest() -> Path:
+    """Rebuild the manifest when any dbt input is newer; cheap when it is current."""
+    return build_manifest() if manifest_is_stale() else MANIFEST_PATH

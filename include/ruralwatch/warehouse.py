@@ -59,8 +59,13 @@ create table if not exists raw.deliveries (
     superseded_by   text,
     duplicate_of    text,
     released_by     text,
-    release_reason  text
+    release_reason  text,
+    load_seconds    double precision,
+    gate_seconds    double precision
 );
+-- Added after the first release: older warehouses get them on their next run.
+alter table raw.deliveries add column if not exists load_seconds double precision;
+alter table raw.deliveries add column if not exists gate_seconds double precision;
 create index if not exists deliveries_feed_slot on raw.deliveries (feed, slot);
 create index if not exists deliveries_feed_sha on raw.deliveries (feed, sha256);
 create unique index if not exists deliveries_one_live_per_slot
@@ -111,12 +116,20 @@ def ensure_platform_tables(conn: psycopg.Connection, registry: Registry) -> None
         # One session at a time: two loaders starting together must not race on CREATE.
         conn.execute("select pg_advisory_xact_lock(hashtext('ruralwatch.ensure_platform_tables'))")
         conn.execute(PLATFORM_DDL)
+        ensure_quality_tables(conn)
         for feed in registry:
             ensure_raw_table(conn, feed)
 
 
 def rows_table(feed: Feed) -> str:
     return f"{feed.raw_table}__rows"
+
+
+def ensure_quality_tables(conn: psycopg.Connection) -> None:
+    """The escalation ledger, its outbox and the timeliness table (ruralwatch.quality.escalations)."""
+    from ruralwatch.quality.escalations import ensure_tables
+
+    ensure_tables(conn)
 
 
 def ensure_raw_table(conn: psycopg.Connection, feed: Feed) -> None:

@@ -248,3 +248,18 @@ def test_a_failed_load_leaves_no_partial_rows(loader, tmp_path, monkeypatch):
     monkeypatch.setattr(readers.XlsxSource, "iter_rows", original)
     retry = _load(loader, tmp_path)["rural_roster_202611.xlsx"]
     assert retry.status == "loaded" and retry.rows == len(rows)
+
+
+def test_an_empty_event_month_is_not_a_duplicate_of_another_empty_month(loader, tmp_path):
+    """Header-only event files are byte-identical month after month; each is its own empty month."""
+    deaths = tmp_path / "civil_affairs_deaths"
+    deaths.mkdir()
+    header = "身份证号,姓名,死亡日期,行政区划代码\n"
+    (deaths / "civil_affairs_deaths_202610.csv").write_text(header, encoding="utf-8")
+    (deaths / "civil_affairs_deaths_202611.csv").write_text(header, encoding="utf-8")
+    (deaths / "civil_affairs_deaths_202611_v2.csv").write_text(header, encoding="utf-8")
+    outcomes = _load(loader, tmp_path, "civil_affairs_deaths")
+    assert outcomes["civil_affairs_deaths_202610.csv"].status == "loaded"
+    assert outcomes["civil_affairs_deaths_202611.csv"].status == "loaded"
+    # Within one month, the same bytes again are still the same delivery.
+    assert outcomes["civil_affairs_deaths_202611_v2.csv"].status == "duplicate"

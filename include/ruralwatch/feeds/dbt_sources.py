@@ -32,6 +32,11 @@ def render_sources(registry: Registry | None = None) -> str:
             "meta": {
                 "feed": feed.name, "kind": feed.kind, "department": feed.department.code,
                 "key": list(feed.key),
+                # What the warehouse's timeliness indicator (I19) and lead marts need to know of
+                # a feed without a second copy of the registry: who owns it, when it is due, and
+                # whether a month without it is late (towns answer leads when they have answers).
+                "title": feed.title, "department_name": feed.department.name, "due_day": feed.due_day,
+                "expected_monthly": feed.file_suffix is None,
             },
             "columns": [
                 {

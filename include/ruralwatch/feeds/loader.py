@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import shutil
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,11 +132,16 @@ class Loader:
             except DeliveryNameError as exc:
                 return self._record_rejected(feed, path, batch_id, sha, None, arrived_at, archived, str(exc))
             original = self.conn.execute(
-                "select batch_id, file_name, data_month from raw.deliveries "
-                "where feed = %s and sha256 = %s and status <> 'duplicate' order by recorded_at limit 1",
-                (feed.name, sha)).fetchone()
-            if original:
-                return self._record_duplicate(feed, path, batch_id, sha, name, arrived_at, archived, original)
+                "select batch_id, file_name, data_month, row_count from raw.deliveries "
+                "where feed = %s and sha256 = %s and status <> 'duplicate' "
+                "order by data_month is not distinct from %s desc, recorded_at limit 1",
+                (feed.name, sha, name.data_month)).fetchone()
+            # An event feed's empty month is a header and nothing else, so it is byte-identical to any
+            # other empty month of that feed; it says "no events this month", not "last month again".
+            empty_event_month = (original is not None and feed.kind == "event" and original[3] == 0
+                                 and original[2] != name.data_month)
+            if original and not empty_event_month:
+                return self._record_duplicate(feed, path, batch_id, sha, name, arrived_at, archived, original[:3])
             if name.extension not in feed.formats:
                 return self._record_rejected(
                     feed, path, batch_id, sha, name, arrived_at, archived,
@@ -219,6 +225,7 @@ class Loader:
 
     def _load_batch(self, feed, path, name: DeliveryName, batch_id, sha, arrived_at, archived,
                     channel: str = "file") -> DeliveryOutcome:
+        started = time.perf_counter()
         openers = {"xlsx": open_xlsx, "csv": open_csv, "api": open_jsonl}
         source = openers[name.extension](feed, path)
         warnings = list(source.header.warnings)
@@ -246,7 +253,8 @@ class Loader:
                 f"{path.name}: a header but no data rows; an empty snapshot would wipe {name.data_month:%Y-%m} "
                 f"of {feed.name}, so it is rejected", row=source.header.header_row + 1)
         self._attach(feed, partition, batch_key)
-        self.conn.execute("update raw.deliveries set row_count = %s where batch_key = %s", (rows, batch_key))
+        self.conn.execute("update raw.deliveries set row_count = %s, load_seconds = %s where batch_key = %s",
+                          (rows, time.perf_counter() - started, batch_key))
         return DeliveryOutcome(feed.name, path.name, "loaded", batch_id, name.data_month, rows, warnings=warnings)
 
     def _create_batch_table(self, feed: Feed, batch_key: int) -> str:

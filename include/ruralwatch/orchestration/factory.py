@@ -17,6 +17,30 @@ from ruralwatch.feeds.registry import Feed, Registry, load_registry
 TIMEZONE = "Asia/Shanghai"
 START_DATE = pendulum.datetime(2026, 1, 1, tz=TIMEZONE)
 DEFAULT_RETRIES = 2
+# The Airflow connection dbt (through Cosmos) uses; `ruralwatch` sets it from WAREHOUSE_URL or the
+# embedded server (AIRFLOW_CONN_RURALWATCH_WAREHOUSE), a deployment from its secrets backend.
+WAREHOUSE_CONN_ID = "ruralwatch_warehouse"
+# Emitted when a build finishes; publish_reports is scheduled on it.
+MARTS_ASSET = Asset(name="marts", uri="ruralwatch://warehouse/marts")
+
+
+def escalate_failed_task(context) -> None:
+    """Every failed try lands in one escalation per DAG and task (ruralwatch.quality.escalations)."""
+    from ruralwatch.quality.escalations import escalate_task_failure
+
+    escalate_task_failure(context)
+
+
+def resolve_task_escalation(context) -> None:
+    """A task that succeeds closes its open failure escalation, if it has one."""
+    from ruralwatch.quality.escalations import resolve_task_failure
+
+    resolve_task_failure(context)
+
+
+# Airflow calls the failure or retry callback on every failed try; the ledger dedupes by DAG and task.
+ESCALATION_CALLBACKS = {"on_failure_callback": escalate_failed_task, "on_retry_callback": escalate_failed_task,
+                        "on_success_callback": resolve_task_escalation}
 
 
 def feed_asset(feed: Feed) -> Asset:
@@ -56,7 +80,7 @@ def make_ingest_dag(feed: Feed) -> DAG:
         catchup=False,
         max_active_runs=1,
         default_args={"owner": feed.department.code, "retries": DEFAULT_RETRIES,
-                      "retry_delay": dt.timedelta(minutes=5)},
+                      "retry_delay": dt.timedelta(minutes=5), **ESCALATION_CALLBACKS},
         tags=["ingest", feed.department.code, feed.kind],
         params={
             "month": Param(None, type=["null", "string"], description="data month YYYY-MM (default: last month)"),
@@ -108,23 +132,29 @@ def make_build_dag(registry: Registry) -> DAG:
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
-        default_args={"owner": "data_engineering", "retries": 1, "retry_delay": dt.timedelta(minutes=2)},
+        default_args={"owner": "data_engineering", "retries": 1, "retry_delay": dt.timedelta(minutes=2),
+                      **ESCALATION_CALLBACKS},
         tags=["build", "dbt"],
         doc_md=dedent("""
         ### 构建数据仓库
-        Runs `dbt seed` and `dbt build` (models with their tests) whenever a feed publishes a new
-        live batch. **Triage**: the task log carries dbt's own output; a failed dbt test names the
-        model and the test. Rerun with `ruralwatch build` once fixed.
+        Whenever a feed publishes a new live batch: `prepare` (platform tables, the pseudonymisation
+        key, the util.* SQL functions), then dbt through astronomer-cosmos — one task per seed,
+        model and snapshot, each running `dbt build` on its node so its tests run right after it —
+        rendered from `dbt_project/target/manifest.json`, built ahead of time by
+        `ruralwatch dbt-manifest`, so parsing this DAG runs no dbt command.
+
+        **Triage**: a failed `dbt.<model>` task's log carries dbt's own output and names the failed
+        test; fix and clear that task (its downstream reruns). Rerun everything with `ruralwatch build`.
         """),
     ) as dag:
 
-        @task(task_id="dbt_build")
-        def dbt_build() -> None:
+        @task(task_id="prepare")
+        def prepare() -> None:
             from ruralwatch import pipeline
 
-            pipeline.build_warehouse()
+            pipeline.prepare_warehouse()
 
-        @task(task_id="summary")
+        @task(task_id="summary", outlets=[MARTS_ASSET])
         def run_summary() -> dict:
             from ruralwatch import pipeline
 
@@ -132,12 +162,100 @@ def make_build_dag(registry: Registry) -> DAG:
             return {"tables": result["tables"], "checks_run": result["checks_run"],
                     "checks_passed": result["checks_passed"]}
 
-        dbt_build() >> run_summary()
+        prepare() >> dbt_task_group() >> run_summary()
     return dag
+
+
+def make_publish_dag() -> DAG:
+    with DAG(
+        dag_id="publish_reports",
+        description="审计报告、指标报告、预警线索清单、通知",
+        schedule=[MARTS_ASSET],
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args={"owner": "data_engineering", "retries": 1, "retry_delay": dt.timedelta(minutes=2),
+                      **ESCALATION_CALLBACKS},
+        tags=["publish", "reports"],
+        params={"month": Param(None, type=["null", "string"],
+                               description="data month YYYY-MM (default: the newest month with live data)")},
+        doc_md=dedent("""
+        ### 发布报告
+        After each warehouse build: feed timeliness (late feeds escalate), the auditor's report and GX
+        Data Docs, the analysts' indicator report, each town's list of new early-warning leads, and
+        the notifications the escalation outbox holds. Everything lands in `RURALWATCH_REPORTS`
+        (default `.local/reports/<YYYYMM>/`), regenerated on every run.
+
+        **Triage**: each task is independent; a failed one names its report in the log. A report
+        task never changes data, so clearing it is always safe.
+        """),
+    ) as dag:
+
+        @task(task_id="month")
+        def report_month(params: dict | None = None) -> str:
+            from ruralwatch import pipeline
+
+            month = (pipeline.parse_month(params["month"]) if params and params.get("month")
+                     else pipeline.latest_data_month())
+            if month is None:
+                raise ValueError("no live data yet: nothing to report on")
+            return month.isoformat()
+
+        @task(task_id="auditor_report")
+        def auditor_report(month: str) -> str:
+            from ruralwatch import pipeline
+
+            return pipeline.publish_auditor_report(dt.date.fromisoformat(month))
+
+        @task(task_id="indicator_report")
+        def indicator_report(month: str) -> str | None:
+            from ruralwatch import pipeline
+
+            return pipeline.publish_indicator_report(dt.date.fromisoformat(month))
+
+        @task(task_id="notifications")
+        def notifications() -> dict:
+            from ruralwatch import pipeline
+
+            return pipeline.send_notifications()
+
+        month = report_month()
+        [auditor_report(month), indicator_report(month)] >> notifications()
+    return dag
+
+
+def dbt_task_group():
+    """dbt as Airflow tasks, rendered from the manifest (no dbt command at parse time)."""
+    from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+    from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+    from cosmos.profiles import PostgresUserPasswordProfileMapping
+
+    from ruralwatch import settings
+    from ruralwatch.transform import MANIFEST_PATH, dbt_executable
+
+    if not MANIFEST_PATH.exists():
+        raise FileNotFoundError(f"{MANIFEST_PATH} is missing: run `ruralwatch dbt-manifest` (make does it)")
+    return DbtTaskGroup(
+        group_id="dbt",
+        project_config=ProjectConfig(manifest_path=MANIFEST_PATH, project_name="ruralwatch",
+                                     dbt_project_path=settings.DBT_PROJECT_DIR),
+        profile_config=ProfileConfig(
+            profile_name="ruralwatch", target_name="warehouse",
+            profile_mapping=PostgresUserPasswordProfileMapping(conn_id=WAREHOUSE_CONN_ID,
+                                                               profile_args={"schema": "public"})),
+        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.BUILD),
+        # In-process dbtRunner: no interpreter start-up per node.
+        execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL, invocation_mode=InvocationMode.DBT_RUNNER,
+                                         dbt_executable_path=dbt_executable()),
+        # Our own Assets are the feeds; Cosmos's per-table Assets would embed the database URL.
+        operator_args={"install_deps": False, "emit_datasets": False},
+        default_args={"retries": 1},
+    )
 
 
 def build_all_dags(registry: Registry | None = None) -> dict[str, DAG]:
     registry = registry or load_registry()
     dags = {f"ingest_{feed.name}": make_ingest_dag(feed) for feed in registry}
     dags["build_warehouse"] = make_build_dag(registry)
+    dags["publish_reports"] = make_publish_dag()
     return dags

@@ -44,11 +44,32 @@ def ensure_airflow_db() -> None:
 _dagbag = None
 
 
+def ensure_warehouse_connection() -> None:
+    """dbt runs through Cosmos with the Airflow connection `ruralwatch_warehouse`; for local runs it
+    comes from the same URL as everything else. The embedded server trusts 127.0.0.1, so a URL
+    without a password gets a placeholder that the server ignores (Cosmos insists on one)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from ruralwatch import db
+    from ruralwatch.orchestration.factory import WAREHOUSE_CONN_ID
+
+    parts = urlsplit(db.warehouse_url())
+    netloc = parts.netloc
+    if "@" in netloc and ":" not in netloc.split("@", 1)[0]:
+        user, host = netloc.split("@", 1)
+        netloc = f"{user}:trust@{host}"
+    os.environ[f"AIRFLOW_CONN_{WAREHOUSE_CONN_ID.upper()}"] = urlunsplit(
+        ("postgres", netloc, parts.path, parts.query, ""))
+
+
 def get_dag(dag_id: str):
     global _dagbag
     from airflow.dag_processing.dagbag import DagBag
 
+    from ruralwatch.transform import ensure_manifest
+
     if _dagbag is None:
+        ensure_manifest()
         _dagbag = DagBag(dag_folder=str(settings.DAGS_DIR))
         if _dagbag.import_errors:
             raise RuntimeError(f"DAG import errors: {_dagbag.import_errors}")
@@ -66,6 +87,7 @@ def run_dag(dag_id: str, month: dt.date | None = None, landing: Path | None = No
     import pendulum
 
     ensure_airflow_db()
+    ensure_warehouse_connection()
     dag = get_dag(dag_id)
     run_conf = dict(conf or {})
     if month:
@@ -97,3 +119,45 @@ def _task_states(dag_run) -> dict[str, str]:
         rows = session.query(TaskInstance.task_id, TaskInstance.state).filter(
             TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id).all()
     return {task_id: str(getattr(state, "value", state)) for task_id, state in rows}
+
+
+def feeds_with_deliveries(landing: Path, month: dt.date) -> list[str]:
+    """Feeds that have something to load for the month: files in the landing folder, or the API."""
+    from ruralwatch.feeds.api import ApiSettings
+    from ruralwatch.feeds.loader import discover
+    from ruralwatch.feeds.registry import load_registry
+
+    registry = load_registry()
+    names = {feed.name for feed, _ in discover(landing, registry, month=month)}
+    if ApiSettings.from_env() is not None:
+        names |= {feed.name for feed in registry if "api" in feed.formats}
+    return [feed.name for feed in registry if feed.name in names]
+
+
+def run_month(landing: Path, month: dt.date, echo=None) -> list[DagRunResult]:
+    """One data month through every DAG, in the order the scheduler would run them."""
+    echo = echo or (lambda message: None)
+    results = []
+    for feed in feeds_with_deliveries(landing, month):
+        result = run_dag(f"ingest_{feed}", month=month, landing=landing)
+        echo(f"ingest_{feed}: {result.state} in {result.seconds:.1f}s "
+             f"({', '.join(f'{t}={s}' for t, s in sorted(result.tasks.items()))})")
+        results.append(result)
+    for dag_id in downstream_dag_ids():
+        result = run_dag(dag_id, month=month)
+        echo(f"{dag_id}: {result.state} in {result.seconds:.1f}s ({len(result.tasks)} tasks)")
+        results.append(result)
+    return results
+
+
+def downstream_dag_ids() -> list[str]:
+    """The DAGs that follow the feeds' assets, in the order their assets chain them."""
+    ids = ["build_warehouse"]
+    if "publish_reports" in get_dagbag().dag_ids:
+        ids.append("publish_reports")
+    return ids
+
+
+def get_dagbag():
+    get_dag("build_warehouse")
+    return _dagbag

@@ -43,6 +43,10 @@ class Check:
     query: str | None = None         # or a whole unexpected-rows query using {batch}
     mostly: float | None = None      # for the share-of-usable-rows check
     arguments: dict[str, Any] = field(default_factory=dict)
+    # Relations the check reads besides the batch (e.g. reference.area_codes). A check whose relation
+    # does not exist yet is left out of the run, not failed: another team's seed may not be built.
+    # Not part of the fingerprint: where a check reads from does not change what it checks.
+    requires: tuple[str, ...] = ()
 
     @property
     def expectation_type(self) -> str:
@@ -113,6 +117,16 @@ def generated_checks(feed: Feed) -> list[Check]:
             checks.append(Check(feed.name, "value_format", sev["value_format"],
                                 f"“{col.header}”须为12位行政区划代码" + ("（村级）" if col.level == "village" else ""),
                                 col.name, f"util.area_code_problem({c}, '{col.level}') is not null"))
+            # Only well-formed codes are looked up: a malformed one already fails value_format.
+            # `not in` rather than a correlated `not exists`: the reference's own area_code column
+            # would shadow the batch's inside the subquery.
+            checks.append(Check(
+                feed.name, "area_code_in_reference", sev.get("area_code_in_reference", "warning"),
+                f"“{col.header}”须为行政区划参考表中的代码", col.name,
+                f"util.clean_text({c}) is not null and util.area_code_problem({c}, 'any') is null "
+                f"and util.clean_text({c}) not in (select ref.area_code::text from reference.area_codes as ref "
+                f"where ref.area_code is not null)",
+                requires=("reference.area_codes",)))
         elif col.type in PARSEABLE:
             checks.append(Check(feed.name, "value_format", sev["value_format"],
                                 f"“{col.header}”的值须可识别（{col.type}）", col.name,
@@ -153,9 +167,11 @@ def handwritten_checks(feed: Feed, folder: Path | None = None) -> list[Check]:
         missing = {"name", "description", "unexpected_rows"} - set(item)
         if missing:
             raise ValueError(f"{path.name}: check {i}: missing {sorted(missing)}")
+        if item.get("severity", "warning") not in {"critical", "warning"}:
+            raise ValueError(f"{path.name}: check {item['name']}: severity must be critical or warning")
         checks.append(Check(
             feed.name, item["name"], item.get("severity", "warning"), item["description"],
-            item.get("column"), query=item["unexpected_rows"]))
+            item.get("column"), query=item["unexpected_rows"], requires=tuple(item.get("requires") or ())))
     return checks
 
 

@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import logging
 import re
+import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -18,6 +19,7 @@ import psycopg
 from ruralwatch import db
 from ruralwatch.feeds.registry import Feed, Registry, load_registry
 from ruralwatch.masking import MASKERS
+from ruralwatch.quality import escalations
 from ruralwatch.quality.checks import Check, checks_for, usable_row_expression
 from ruralwatch.warehouse import rows_table
 
@@ -92,11 +94,26 @@ def _expectation(check: Check):
 
     meta = {"check": check.name, "severity": check.severity, "fingerprint": check.fingerprint,
             "column": check.column}
+    if check.requires:
+        meta["requires"] = list(check.requires)
     if check.mostly is not None:
         return gxe.ExpectColumnValuesToBeInSet(column=check.column, value_set=[True], mostly=check.mostly,
-                                               meta=meta, description=check.description)
+                                               meta=meta, description=check.description, severity=check.severity)
     return gxe.UnexpectedRowsExpectation(unexpected_rows_query=check.unexpected_rows_query,
-                                         meta=meta, description=check.description)
+                                         meta=meta, description=check.description, severity=check.severity)
+
+
+def applicable_checks(conn: psycopg.Connection, checks: list[Check]) -> list[Check]:
+    """Leave out (and log) checks that read a relation not built yet, e.g. the area-code seed."""
+    relations = sorted({r for c in checks for r in c.requires})
+    missing = {r for r in relations
+               if conn.execute("select to_regclass(%s) is null", (r,)).fetchone()[0]}
+    for check in checks:
+        absent = [r for r in check.requires if r in missing]
+        if absent:
+            log.warning("%s: check %s left out this run: %s does not exist yet", check.feed, check.name,
+                        ", ".join(absent))
+    return [c for c in checks if not missing.intersection(c.requires)]
 
 
 def validate_batch(feed: Feed, batch: Batch, checks: list[Check] | None = None) -> list[CheckResult]:
@@ -172,8 +189,12 @@ def gate_batch(batch_id: str, registry: Registry | None = None,
             raise KeyError(f"no delivery with batch id {batch_id}")
         feed = registry[row[0]]
         batch = Batch(batch_id, row[1], row[0], row[2])
-        results = validate_batch(feed, batch)
-        run_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        suite = checks_for(feed)
+        started = time.perf_counter()
+        results = validate_batch(feed, batch, applicable_checks(conn, suite))
+        gate_seconds = time.perf_counter() - started
+        checked_at = dt.datetime.now(dt.UTC)
+        run_id = f"{checked_at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
         for result in results:
             if not result.success:
                 result.sample = _sample(conn, feed, batch, result.check)
@@ -181,6 +202,7 @@ def gate_batch(batch_id: str, registry: Registry | None = None,
         decision = "quarantined" if failed_critical else "live"
         with conn.transaction():
             _record_results(conn, run_id, batch_id, feed, results)
+            conn.execute("update raw.deliveries set gate_seconds = %s where batch_id = %s", (gate_seconds, batch_id))
             if decision == "live":
                 go_live(conn, batch_id)
             else:
@@ -188,12 +210,42 @@ def gate_batch(batch_id: str, registry: Registry | None = None,
                 conn.execute(
                     "update raw.deliveries set status = 'quarantined', gate_status = 'failed', is_live = false, "
                     "reason = %s where batch_id = %s", (f"quality gate: {reasons}", batch_id))
+            # Same transaction as the verdict: a gate run is recorded with its escalations or not at all.
+            escalations.record_gate(conn, feed, batch_id, run_id, results, suite, checked_at)
         outcome = GateOutcome(batch_id, feed.name, run_id, decision, results)
         log.info(outcome.describe())
         return outcome
     finally:
         if own:
             conn.close()
+
+
+class ReleaseRefused(ValueError):
+    """The batch cannot be released; the message says why and what to do."""
+
+
+def release_batch(conn: psycopg.Connection, batch_id: str, reason: str, released_by: str,
+                  at: dt.datetime) -> str:
+    """An engineer's decision to let a quarantined batch go live anyway, with the reason recorded.
+
+    The failed checks' escalations stay open: releasing accepts the data, it does not fix it.
+    Returns the batch's status afterwards (loaded, or superseded when a newer batch is live).
+    """
+    if not reason.strip() or not released_by.strip():
+        raise ReleaseRefused("a release needs a reason and the name of who releases it")
+    with conn.transaction():
+        row = conn.execute("select status, gate_status from raw.deliveries where batch_id = %s for update",
+                           (batch_id,)).fetchone()
+        if row is None:
+            raise ReleaseRefused(f"no delivery with batch id {batch_id}; `ruralwatch deliveries` lists them")
+        if row != ("quarantined", "failed"):
+            raise ReleaseRefused(f"batch {batch_id} is {row[0]} (gate {row[1]}); only a quarantined batch "
+                                 "can be released")
+        conn.execute("update raw.deliveries set released_by = %s, release_reason = %s where batch_id = %s",
+                     (released_by, reason, batch_id))
+        go_live(conn, batch_id, gate_status="released")
+        escalations.note_release(conn, batch_id, reason, released_by, at)
+        return conn.execute("select status from raw.deliveries where batch_id = %s", (batch_id,)).fetchone()[0]
 
 
 def go_live(conn: psycopg.Connection, batch_id: str, gate_status: str = "passed") -> None:

@@ -1,0 +1,73 @@
+{#
+  staged_feed(feed): typed_feed plus what every staging model needs on top — a pseudonymous
+  person_key for each valid resident ID column (`<column>_person_key`, and `person_key` for the
+  feed's main `resident_id`), and whether the row can take part in indicators and rules:
+
+  - has_valid_resident_ids: every required resident ID column valid after normalisation;
+  - has_valid_key: every key column present (and valid, for ID and area-code keys);
+  - is_key_repeated: another row of the same batch has the same key (feeds.md: keys are unique
+    within one delivery; neither copy can be trusted, so both are out — the gate counts them the same
+    way against the batch's 2%);
+  - is_usable: all three are fine, so the row can be joined (feeds.md: "a row whose key is invalid
+    after normalisation takes part in no indicator and no rule").
+  Staging models select from it and add only what is particular to their feed.
+#}
+{% macro staged_feed(feed) %}
+    {%- set id_columns = [] -%}
+    {%- set required_ids = [] -%}
+    {%- set key_checks = [] -%}
+    {%- set key_columns = [] -%}
+    {%- if execute -%}
+        {%- for node in graph.sources.values() if node.source_name == 'raw' and node.name == feed -%}
+            {%- for name, col in node.columns.items() -%}
+                {%- set meta = col.get('meta') or col.get('config', {}).get('meta', {}) -%}
+                {%- if meta.type == 'resident_id' -%}
+                    {%- do id_columns.append(name) -%}
+                    {%- if meta.required -%}{%- do required_ids.append(name) -%}{%- endif -%}
+                {%- endif -%}
+            {%- endfor -%}
+            {%- set table_meta = node.get('meta') or node.get('config', {}).get('meta', {}) -%}
+            {%- for name in (table_meta.key or []) -%}
+                {%- set meta = node.columns[name].get('meta') or node.columns[name].get('config', {}).get('meta', {}) -%}
+                {%- do key_columns.append('typed.' ~ name) -%}
+                {%- if meta.type == 'resident_id' -%}
+                    {%- do key_checks.append('typed.' ~ name ~ '_problem is null') -%}
+                {%- elif meta.type == 'area_code' -%}
+                    {%- do key_checks.append("typed." ~ name ~ " is not null and util.area_code_problem(typed." ~ name ~ ", '" ~ (meta.level or 'any') ~ "') is null") -%}
+                {%- else -%}
+                    {%- do key_checks.append('typed.' ~ name ~ ' is not null') -%}
+                {%- endif -%}
+            {%- endfor -%}
+        {%- endfor -%}
+    {%- endif %}
+    {%- set key_valid = '(' ~ (key_checks | join(') and (') if key_checks else 'true') ~ ')' %}
+    with typed as (
+
+        {{ typed_feed(feed) }}
+
+    ),
+
+    checked as (
+
+        select
+            typed.*
+            {%- for name in id_columns %},
+            restricted.person_key(case when typed.{{ name }}_problem is null then typed.{{ name }} end)
+                as {{ 'person_key' if name == 'resident_id' else name ~ '_person_key' }}
+            {%- endfor %},
+            {% if required_ids -%}
+            ({% for name in required_ids %}typed.{{ name }}_problem is null{{ ' and ' if not loop.last }}{% endfor %})
+            {%- else -%}true{%- endif %} as has_valid_resident_ids,
+            {{ key_valid }} as has_valid_key,
+            {% if key_columns -%}
+            {{ key_valid }} and count(*) over (partition by typed.batch_id, {{ key_columns | join(', ') }}) > 1
+            {%- else -%}false{%- endif %} as is_key_repeated
+        from typed
+
+    )
+
+    select
+        checked.*,
+        checked.has_valid_resident_ids and checked.has_valid_key and not checked.is_key_repeated as is_usable
+    from checked
+{% endmacro %}

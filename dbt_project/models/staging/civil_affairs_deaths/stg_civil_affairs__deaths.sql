@@ -1,0 +1,1 @@
+{{ staged_feed('civil_affairs_deaths') }}

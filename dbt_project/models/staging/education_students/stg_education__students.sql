@@ -1,0 +1,1 @@
+{{ staged_feed('education_students') }}

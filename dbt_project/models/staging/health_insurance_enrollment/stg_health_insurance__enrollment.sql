@@ -1,0 +1,1 @@
+{{ staged_feed('health_insurance_enrollment') }}

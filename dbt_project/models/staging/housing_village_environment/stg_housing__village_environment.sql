@@ -1,0 +1,1 @@
+{{ staged_feed('housing_village_environment') }}

@@ -1,0 +1,1 @@
+{{ staged_feed('lead_feedback') }}

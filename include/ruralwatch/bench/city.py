@@ -1,0 +1,199 @@
+"""`make bench`: a simulated city at scale, one month and the next, measured end to end.
+
+Prints a table and writes `.local/bench/city-<persons>.json`: rows/s per feed and the ratio to a bare
+COPY of the same file; gate time per feed; dbt build time, full and for the next month; end-to-end
+wall time of a month; peak memory of every process (this one, dbt's, PostgreSQL's), sampled.
+Targets (issue 8): loader ≥ 0.8 × bare COPY; a month ≤ 10 min; the next month ≤ 3 min; ≤ 4 GiB each.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import psutil
+import psycopg
+from psycopg import sql
+
+from ruralwatch import settings
+
+MONTHS = "2026-10:2026-11"
+
+
+class MemorySampler(threading.Thread):
+    """Peak RSS per process kind: this process tree (dbt, workers) and the PostgreSQL server's."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.interval = interval
+        self.peaks: dict[str, int] = defaultdict(int)
+        self._stop = threading.Event()
+
+    def _kind(self, proc: psutil.Process) -> str:
+        try:
+            name = proc.name()
+            cmd = " ".join(proc.cmdline()[:3])
+        except psutil.Error:
+            return "?"
+        if name.startswith("postgres") or "postgres:" in cmd:
+            return "postgres (one backend)"
+        if "dbt" in cmd:
+            return "dbt"
+        return "ruralwatch (python)" if proc.pid == os.getpid() else name
+
+    def run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            procs = [me, *me.children(recursive=True)]
+            procs += [p for p in psutil.process_iter(["name"]) if (p.info["name"] or "").startswith("postgres")]
+            for proc in procs:
+                try:
+                    rss = proc.memory_info().rss
+                except psutil.Error:
+                    continue
+                kind = self._kind(proc)
+                self.peaks[kind] = max(self.peaks[kind], rss)
+            time.sleep(self.interval)
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self.join(timeout=5)
+        return {k: round(v / 2**20, 1) for k, v in sorted(self.peaks.items())}
+
+
+def ensure_city(persons: int) -> Path:
+    out = settings.LOCAL_DIR / "bench" / f"city-{persons}"
+    if (out / "_truth").is_dir() and len(list((out / "_truth").glob("*.json"))) >= 2:
+        return out
+    print(f"simulating {persons:,} persons, months {MONTHS} into {out} …", flush=True)
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-m", "ruralwatch.simulate", "--persons", str(persons), "--months", MONTHS,
+                    "--seed", "8", "--out", str(out), "--defects", "default"], check=True)
+    print(f"simulated in {time.monotonic() - started:.0f}s", flush=True)
+    return out
+
+
+def _fresh_database(name: str) -> str:
+    from ruralwatch import db
+
+    server = db.warehouse_url().rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    return server.rsplit("/", 1)[0] + f"/{name}"
+
+
+def bare_copy_seconds(path: Path, columns: int) -> float:
+    """COPY a CSV's bytes into a plain text table of its width: the floor the loader is held to."""
+    url = _fresh_database("ruralwatch_bench_bare")
+    encoding = "GB18030" if _is_gbk(path) else "UTF8"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.SQL("create table bare ({})").format(
+            sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(f"c{i}")) for i in range(columns))))
+        started = time.perf_counter()
+        with conn.cursor() as cur, cur.copy(sql.SQL("copy bare from stdin with (format csv, header true, encoding {})")
+                                            .format(sql.Literal(encoding))) as copy, open(path, "rb") as handle:
+            if handle.read(3) != b"\xef\xbb\xbf":
+                handle.seek(0)
+            while chunk := handle.read(1 << 20):
+                copy.write(chunk)
+        return time.perf_counter() - started
+
+
+def _is_gbk(path: Path) -> bool:
+    try:
+        path.read_bytes()[: 1 << 20].decode("utf-8")
+        return False
+    except UnicodeDecodeError:
+        return True
+
+
+def run_month_measured(landing: Path, month: dt.date) -> dict:
+    from ruralwatch.orchestration.runner import run_month
+
+    started = time.monotonic()
+    results = run_month(landing, month, echo=lambda line: print(f"  {line}", flush=True))
+    return {"wall_seconds": round(time.monotonic() - started, 1),
+            "dags": {r.dag_id: round(r.seconds, 1) for r in results}}
+
+
+def per_feed_figures(url: str, month: dt.date, landing: Path) -> list[dict]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "select d.feed, d.file_name, d.row_count, d.load_seconds, d.encoding, "
+            "(select extract(epoch from max(r.checked_at) - min(r.checked_at)) from dq.check_results r "
+            " where r.batch_id = d.batch_id) "
+            "from raw.deliveries d where d.data_month = %s and d.status in ('loaded', 'superseded', 'quarantined') "
+            "order by d.row_count desc nulls last", (month,)).fetchall()
+    figures = []
+    for feed, file_name, count, load_seconds, encoding, _ in rows:
+        item = {"feed": feed, "file": file_name, "rows": count, "load_seconds": load_seconds,
+                "rows_per_s": round(count / load_seconds) if load_seconds and count else None}
+        path = landing / feed / file_name
+        if path.suffix == ".csv" and path.exists() and count and load_seconds:
+            with open(path, encoding="utf-8-sig" if encoding != "gb18030" else "gb18030", errors="replace") as fh:
+                width = len(fh.readline().split(","))
+            bare = bare_copy_seconds(path, width)
+            item["bare_copy_seconds"] = round(bare, 3)
+            item["ratio_to_bare_copy"] = round(bare / load_seconds, 3)
+        figures.append(item)
+    return figures
+
+
+def gate_seconds(url: str, month: dt.date) -> dict[str, float]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "select d.feed, d.gate_seconds from raw.deliveries d where d.data_month = %s "
+            "and d.gate_seconds is not null", (month,)).fetchall()
+    return {feed: round(seconds, 2) for feed, seconds in rows}
+
+
+def main(persons: int) -> dict:
+    from ruralwatch.pipeline import month_range
+    from ruralwatch.simulate.api import start_server
+
+    landing = ensure_city(persons)
+    database = f"ruralwatch_bench_{persons}"
+    url = _fresh_database(database)
+    os.environ["WAREHOUSE_URL"] = url
+    months = month_range(MONTHS)
+    sampler = MemorySampler()
+    sampler.start()
+    report: dict = {"persons": persons, "landing": str(landing), "months": {}}
+    with start_server(landing) as api:
+        os.environ["RURALWATCH_API_BASE_URL"] = api.url
+        os.environ["RURALWATCH_API_TOKEN"] = api.token
+        for label, month in zip(("first", "next"), months, strict=True):
+            print(f"== {label} month {month:%Y-%m}", flush=True)
+            measured = run_month_measured(landing, month)
+            measured["feeds"] = per_feed_figures(url, month, landing)
+            measured["gate_seconds"] = gate_seconds(url, month)
+            report["months"][f"{label} {month:%Y-%m}"] = measured
+    report["peak_rss_mb"] = sampler.stop()
+    _print(report)
+    out = settings.LOCAL_DIR / "bench" / f"city-{persons}.json"
+    out.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str))
+    print(f"written: {out}")
+    return report
+
+
+def _print(report: dict) -> None:
+    print()
+    print(f"city of {report['persons']:,} persons")
+    for label, month in report["months"].items():
+        print(f"\n{label}: end to end {month['wall_seconds']} s "
+              f"(build_warehouse {month['dags'].get('build_warehouse', '?')} s)")
+        print(f"  {'feed':<30}{'rows':>10}{'rows/s':>12}{'× bare COPY':>13}{'gate s':>9}")
+        for item in month["feeds"]:
+            ratio = item.get("ratio_to_bare_copy")
+            print(f"  {item['feed']:<30}{item['rows'] or 0:>10,}{item['rows_per_s'] or 0:>12,}"
+                  f"{(f'{ratio:.2f}' if ratio else '—'):>13}{month['gate_seconds'].get(item['feed'], 0):>9}")
+    print("\npeak memory (MiB):")
+    for kind, mb in report["peak_rss_mb"].items():
+        print(f"  {kind:<30}{mb:>10}")
