@@ -142,6 +142,23 @@ def run(
 
 
 @app.command()
+def backfill(
+    months: str = typer.Option(..., help="the range of data months A:B"),
+    landing: Path = typer.Option(None, help="landing folder (default: RURALWATCH_LANDING)"),
+) -> None:
+    """Load and gate every month of a range, build once, publish each month (same marts as one by one)."""
+    from ruralwatch import settings
+    from ruralwatch.orchestration.runner import backfill as run_backfill
+    from ruralwatch.pipeline import month_range
+
+    wanted = month_range(months)
+    run_backfill(landing or settings.landing_dir(), wanted, echo=typer.echo)
+    from ruralwatch.demo import print_month_summary
+
+    print_month_summary(wanted[-1])
+
+
+@app.command()
 def deliveries(
     feed: str = typer.Option(None, help="only this feed"),
     month: str = typer.Option(None, help="only this data month YYYY-MM"),
@@ -198,6 +215,32 @@ def bench_city(persons: int = typer.Option(1_000_000, help="persons in the simul
     from ruralwatch.bench.city import main as bench_main
 
     bench_main(persons)
+
+
+@app.command()
+def sql(
+    role: str = typer.Option("analyst", help="analyst | auditor | engineer"),
+    command: str = typer.Option(None, "-c", "--command", help="run one SQL command and exit"),
+) -> None:
+    """psql on the warehouse as a role: analysts see the published marts only (no IDs, no names)."""
+    import os
+    import shutil
+    import subprocess
+
+    from ruralwatch import db
+
+    if role not in {"analyst", "auditor", "engineer"}:
+        raise typer.BadParameter("role must be analyst, auditor or engineer")
+    env = os.environ.copy()
+    # A deployment gives each role its own login (RURALWATCH_ANALYST_URL, …); locally, the engineer's
+    # connection takes the role for the whole session, so permissions are the role's, not ours.
+    url = os.environ.get(f"RURALWATCH_{role.upper()}_URL")
+    if not url:
+        url = db.warehouse_url()
+        env["PGOPTIONS"] = f"-c role=ruralwatch_{role}"
+    psql = shutil.which("psql") or str(db.EmbeddedServer()._bin / "psql")
+    args = [psql, url, "-v", "ON_ERROR_STOP=1"] + (["-c", command] if command else [])
+    raise typer.Exit(subprocess.call(args, env=env))
 
 
 @app.command("dbt-sources")
@@ -444,6 +487,44 @@ def report_auditor(month: str = typer.Option(..., help="data month YYYY-MM")) ->
     from ruralwatch import pipeline
 
     typer.echo(pipeline.publish_auditor_report(pipeline.parse_month(month)))
+
+
+# -- early-warning leads and access -------------------------------------------------------------------
+leads_app = typer.Typer(help="预警线索: per-town lists of new leads.", no_args_is_help=True)
+app.add_typer(leads_app, name="leads")
+access_app = typer.Typer(help="Roles: ruralwatch_engineer, ruralwatch_analyst, ruralwatch_auditor.", no_args_is_help=True)
+app.add_typer(access_app, name="access")
+
+
+@leads_app.command("push")
+def leads_push(month: str = typer.Option(..., help="data month YYYY-MM")) -> None:
+    """Write each town's XLSX list of the month's new leads (<reports>/<YYYYMM>/leads/<town code>.xlsx)."""
+    from ruralwatch import pipeline
+
+    lists = pipeline.push_leads(pipeline.parse_month(month))
+    for item in lists:
+        typer.echo(f"{item['area_code']} {item['area_name']}: {item['leads']} leads -> {item['path']}")
+    typer.echo(f"{sum(i['leads'] for i in lists)} leads on {len(lists)} lists")
+
+
+@access_app.command("apply")
+def access_apply() -> None:
+    """Create the roles and grant each its schemas (run after a build, as the user dbt builds with)."""
+    from ruralwatch import pipeline
+
+    for role, schemas in pipeline.apply_access().items():
+        typer.echo(f"{role}: {', '.join(schemas)}")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def reliability(ctx: typer.Context) -> None:
+    """Faults, hostile input and access (tests/reliability): what was tried and what held (`make reliability`).
+
+    Extra arguments go to pytest, e.g. `ruralwatch reliability -k hostile`.
+    """
+    from ruralwatch.reliability import main as reliability_main
+
+    raise typer.Exit(reliability_main(list(ctx.args)))
 
 
 def main() -> None:

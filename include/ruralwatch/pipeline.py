@@ -188,6 +188,26 @@ def build_warehouse(select: str | None = None, echo: bool = False) -> None:
     if select:
         args += ["--select", select]
     run_dbt(args, echo=echo)
+    # dbt replaced its relations; the roles' default privileges cover them, this covers a fresh
+    # warehouse whose schemas dbt has only just created.
+    apply_access()
+
+
+def apply_access() -> dict[str, list[str]]:
+    """Create the engineer, analyst and auditor roles and grant each its schemas (ruralwatch.access)."""
+    from ruralwatch import access
+
+    with db.connect(autocommit=True) as conn:
+        return access.apply(conn)
+
+
+def push_leads(month: dt.date) -> list[dict]:
+    """Write the month's per-town lists of new early-warning leads under settings.reports_dir():
+    `<reports>/<YYYYMM>/leads/<town code>.xlsx`. Idempotent: the same month writes the same lists."""
+    from ruralwatch.reports.leads import write_lead_lists
+
+    with db.connect() as conn:
+        return [lead_list.as_dict() for lead_list in write_lead_lists(conn, month, settings.reports_dir())]
 
 
 def summary(month: dt.date | None = None) -> dict:

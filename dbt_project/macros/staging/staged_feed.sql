@@ -7,7 +7,9 @@
   - has_valid_key: every key column present (and valid, for ID and area-code keys);
   - is_key_repeated: another row of the same batch has the same key (feeds.md: keys are unique
     within one delivery; neither copy can be trusted, so both are out — the gate counts them the same
-    way against the batch's 2%);
+    way against the batch's 2%). The window is partitioned by batch and data month (a batch has one
+    month) so that a filter on either reaches the raw rows before the parsers run: the incremental
+    facts read one month of a feed, not its history;
   - is_usable: all three are fine, so the row can be joined (feeds.md: "a row whose key is invalid
     after normalisation takes part in no indicator and no rule").
   Staging models select from it and add only what is particular to their feed.
@@ -17,29 +19,25 @@
     {%- set required_ids = [] -%}
     {%- set key_checks = [] -%}
     {%- set key_columns = [] -%}
-    {%- if execute -%}
-        {%- for node in graph.sources.values() if node.source_name == 'raw' and node.name == feed -%}
-            {%- for name, col in node.columns.items() -%}
-                {%- set meta = col.get('meta') or col.get('config', {}).get('meta', {}) -%}
-                {%- if meta.type == 'resident_id' -%}
-                    {%- do id_columns.append(name) -%}
-                    {%- if meta.required -%}{%- do required_ids.append(name) -%}{%- endif -%}
-                {%- endif -%}
-            {%- endfor -%}
-            {%- set table_meta = node.get('meta') or node.get('config', {}).get('meta', {}) -%}
-            {%- for name in (table_meta.key or []) -%}
-                {%- set meta = node.columns[name].get('meta') or node.columns[name].get('config', {}).get('meta', {}) -%}
-                {%- do key_columns.append('typed.' ~ name) -%}
-                {%- if meta.type == 'resident_id' -%}
-                    {%- do key_checks.append('typed.' ~ name ~ '_problem is null') -%}
-                {%- elif meta.type == 'area_code' -%}
-                    {%- do key_checks.append("typed." ~ name ~ " is not null and util.area_code_problem(typed." ~ name ~ ", '" ~ (meta.level or 'any') ~ "') is null") -%}
-                {%- else -%}
-                    {%- do key_checks.append('typed.' ~ name ~ ' is not null') -%}
-                {%- endif -%}
-            {%- endfor -%}
+    {%- set columns = feed_columns(feed) -%}
+    {%- for name, meta in columns -%}
+        {%- if meta.type == 'resident_id' -%}
+            {%- do id_columns.append(name) -%}
+            {%- if meta.required -%}{%- do required_ids.append(name) -%}{%- endif -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- for key_name in feed_key(feed) -%}
+        {%- for name, meta in columns if name == key_name -%}
+            {%- do key_columns.append('typed.' ~ name) -%}
+            {%- if meta.type == 'resident_id' -%}
+                {%- do key_checks.append('typed.' ~ name ~ '_problem is null') -%}
+            {%- elif meta.type == 'area_code' -%}
+                {%- do key_checks.append("typed." ~ name ~ " is not null and util.area_code_problem(typed." ~ name ~ ", '" ~ (meta.level or 'any') ~ "') is null") -%}
+            {%- else -%}
+                {%- do key_checks.append('typed.' ~ name ~ ' is not null') -%}
+            {%- endif -%}
         {%- endfor -%}
-    {%- endif %}
+    {%- endfor %}
     {%- set key_valid = '(' ~ (key_checks | join(') and (') if key_checks else 'true') ~ ')' %}
     with typed as (
 
@@ -60,7 +58,8 @@
             {%- else -%}true{%- endif %} as has_valid_resident_ids,
             {{ key_valid }} as has_valid_key,
             {% if key_columns -%}
-            {{ key_valid }} and count(*) over (partition by typed.batch_id, {{ key_columns | join(', ') }}) > 1
+            {{ key_valid }}
+                and count(*) filter (where {{ key_valid }}) over (partition by typed.batch_id, typed.data_month, {{ key_columns | join(', ') }}) > 1
             {%- else -%}false{%- endif %} as is_key_repeated
         from typed
 

@@ -9,14 +9,7 @@
 {% macro typed_feed(feed) %}
     {%- set relation = source('raw', feed) -%}
     {%- set deliveries = source('raw', 'deliveries') -%}
-    {%- set columns = [] -%}
-    {%- if execute -%}
-        {%- for node in graph.sources.values() if node.source_name == 'raw' and node.name == feed -%}
-            {%- for name, col in node.columns.items() -%}
-                {%- do columns.append((name, col.get('meta') or col.get('config', {}).get('meta', {}))) -%}
-            {%- endfor -%}
-        {%- endfor -%}
-    {%- endif %}
+    {%- set columns = feed_columns(feed) %}
     select
         raw_rows._batch_id as batch_id,
         raw_rows._data_month as data_month,

@@ -95,12 +95,16 @@ $fn$;
 
 {#
   Dates: 2026-11-05, 2026/11/5, 20261105, 2026年11月5日, an XLSX date cell (loaded as ISO text),
-  and Excel serial numbers, but only from XLSX numeric cells (epoch 1899-12-30).
+  and Excel serial numbers, but only from XLSX numeric cells (epoch 1899-12-30; whole days count, and
+  only years 1900-2999, as for written dates). A time of day may
+  follow a date (an XLSX datetime cell, Excel's CSV `2026/11/5 0:00`); any other trailing text makes
+  the value invalid, not a date with its words dropped.
 #}
 create or replace function util.date_parts(v text) returns text[]
 language sql immutable parallel safe as $fn$
     select coalesce(
-        regexp_match(split_part(util.clean_text(v), ' ', 1), '^([0-9]{4})[-/年]([0-9]{1,2})[-/月]([0-9]{1,2})日?$'),
+        regexp_match(util.clean_text(v),
+                     '^([0-9]{4})[-/年]([0-9]{1,2})[-/月]([0-9]{1,2})日?( [0-9]{1,2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?$'),
         regexp_match(util.clean_text(v), '^([0-9]{4})([0-9]{2})([0-9]{2})$'))
 $fn$;
 
@@ -108,8 +112,9 @@ create or replace function util.parse_date(v text, is_numeric_cell boolean defau
 language sql immutable parallel safe as $fn$
     select case
         when coalesce(is_numeric_cell, false) and util.clean_text(v) ~ '^[0-9]{1,6}(\.[0-9]+)?$'
-             and util.clean_text(v)::numeric between 1 and 2958465
-            then date '1899-12-30' + floor(util.clean_text(v)::numeric)::int
+             and date '1899-12-30' + split_part(util.clean_text(v), '.', 1)::int
+                 between date '1900-01-01' and date '2999-12-31'
+            then date '1899-12-30' + split_part(util.clean_text(v), '.', 1)::int
         when coalesce(is_numeric_cell, false) then null
         else util.make_date_or_null((util.date_parts(v))[1]::int, (util.date_parts(v))[2]::int,
                                     (util.date_parts(v))[3]::int)
@@ -133,12 +138,17 @@ language sql immutable parallel safe as $fn$
         regexp_match(util.clean_text(v), '^([0-9]{4})([0-9]{2})$')) as m) as parts
 $fn$;
 
-{# Amounts: 1234.5, 1,234.50, 1234.50元; a trailing 元 is ignored (the header names the unit). #}
+{#
+  Amounts: 1234.5, 1,234.50, 1234.50元; a trailing 元 is ignored (the header names the unit). At most
+  15 integer digits, as many as a spreadsheet number keeps (a longer run of digits overflowed numeric
+  and failed the whole query); the fraction may be as long as a float's repr (0.30000000000000004).
+#}
 create or replace function util.parse_amount(v text) returns numeric
 language sql immutable parallel safe as $fn$
-    select case when replace(replace(replace(util.clean_text(v), ',', ''), '，', ''), '元', '')
-                     ~ '^[-+]?[0-9]+(\.[0-9]+)?$'
-        then replace(replace(replace(util.clean_text(v), ',', ''), '，', ''), '元', '')::numeric end
+    -- Only a trailing 元 is a unit; 元 anywhere else (元0, 1元2) is not an amount.
+    select case when regexp_replace(replace(replace(util.clean_text(v), ',', ''), '，', ''), '元$', '')
+                     ~ '^[-+]?[0-9]{1,15}(\.[0-9]{1,30})?$'
+        then regexp_replace(replace(replace(util.clean_text(v), ',', ''), '，', ''), '元$', '')::numeric end
 $fn$;
 
 create or replace function util.parse_integer(v text) returns bigint

@@ -1,0 +1,2 @@
+-- dim_household as analysts read it (pseudonymous keys only; no resident IDs or names in the marts).
+select * from {{ ref('dim_household') }}

@@ -1,0 +1,2 @@
+-- fct_person_month as analysts read it (pseudonymous keys only; no resident IDs or names in the marts).
+select * from {{ ref('fct_person_month') }}

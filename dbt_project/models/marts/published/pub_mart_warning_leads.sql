@@ -1,0 +1,31 @@
+-- mart_warning_leads as analysts read it: no masked resident IDs, verifier names or free-text notes
+-- (the subject is the household code, the person_key or the ticket number).
+select
+    lead_id,
+    rule_id,
+    rule_name,
+    rule_department_name,
+    lead_key_type,
+    household_code,
+    person_key,
+    ticket_id,
+    area_code,
+    town_code,
+    county_code,
+    opened_month,
+    pushed_month,
+    pushed_date,
+    response_deadline_date,
+    last_held_month,
+    months_held,
+    condition_cleared_month,
+    feedback_result,
+    feedback_date,
+    feedback_month,
+    is_answered,
+    is_answered_on_time,
+    is_converted,
+    lead_status,
+    is_open,
+    closed_month
+from {{ ref('mart_warning_leads') }}
