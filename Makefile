@@ -61,3 +61,8 @@ bench-ingest: $(STAMP)
 SCALE ?= 1000000
 bench: $(STAMP)
 	$(BIN)/ruralwatch bench city --persons $(SCALE)
+
+.PHONY: reliability
+# Faults, hostile input and access (issue 9): tests/reliability, then a table of what was tried and what held.
+reliability: $(STAMP)
+	$(BIN)/ruralwatch reliability

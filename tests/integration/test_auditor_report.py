@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
 from tests.deliveries import sample_rows, write_csv
 from tests.integration.test_quality_escalations import PEOPLE, claims, deaths, run_month
 

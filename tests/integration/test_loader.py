@@ -5,6 +5,7 @@ import datetime as dt
 
 import psycopg
 import pytest
+
 from tests.deliveries import sample_rows, write_csv, write_xlsx
 
 pytestmark = pytest.mark.integration

@@ -8,6 +8,7 @@ import threading
 
 import psycopg
 import pytest
+
 from tests.deliveries import sample_rows, write_csv
 from tests.integration.test_quality_notify import mail, webhook  # noqa: F401 - fixtures
 

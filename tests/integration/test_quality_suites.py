@@ -6,6 +6,7 @@ import datetime as dt
 
 import psycopg
 import pytest
+
 from tests.deliveries import sample_rows, write_csv, write_xlsx
 from tests.integration.test_quality_escalations import resident_id
 

@@ -14,6 +14,7 @@ import textwrap
 
 import psycopg
 import pytest
+
 from tests.integration.test_quality_notify import mail  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.integration

@@ -5,6 +5,7 @@ import datetime as dt
 
 import psycopg
 import pytest
+
 from tests.deliveries import sample_rows, write_csv
 from tests.integration.test_quality_escalations import water
 from tests.integration.test_quality_notify import mail  # noqa: F401 - fixture

@@ -11,10 +11,12 @@ crash leaves either the whole batch or nothing.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterable
@@ -36,11 +38,43 @@ from ruralwatch.feeds.readers import (
     open_xlsx,
 )
 from ruralwatch.feeds.registry import Feed, Registry, load_registry
+from ruralwatch.masking import mask_ids_in_text
 from ruralwatch.warehouse import ensure_platform_tables, rows_table
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int], None]  # (file name, rows so far)
+
+
+class ArchiveError(RuntimeError):
+    """The archive folder cannot keep a delivery (not writable, or full); nothing was recorded."""
+
+
+class _NeedsRowPath(Exception):
+    """The fast COPY cannot vouch for the file; the row-by-row path reads it and names what is wrong."""
+
+
+# Python's csv reader refuses a cell over csv.field_size_limit() (128 KiB) as a structural break. The
+# fast path hands bytes to COPY, which would take it, so a file with a line that long goes row by
+# row: any 64 KiB aligned window without a newline means a line of at least 64 KiB, and a line of
+# 128 KiB or more always covers one such window. memchr per window: nothing next to the COPY.
+_LONG_LINE_WINDOW = 64 << 10
+
+
+def _has_long_line(chunk: bytes) -> bool:
+    return any(chunk.find(b"\n", start, start + _LONG_LINE_WINDOW) < 0
+               for start in range(0, len(chunk) - _LONG_LINE_WINDOW + 1, _LONG_LINE_WINDOW))
+
+
+def _outside_landing(path: Path) -> Path | None:
+    """Where a delivery really is when a symbolic link takes it out of the landing folder, else None.
+
+    `path` is `<landing>/<feed>/<file>` as `discover` builds it; a link (the file, or its feed folder)
+    to anywhere else would make the loader read, archive and load a file nobody delivered.
+    """
+    real = Path(os.path.realpath(path))
+    landing = Path(os.path.realpath(path.parent.parent))
+    return None if real.is_relative_to(landing) else real
 
 
 @dataclass
@@ -94,11 +128,11 @@ def discover(landing: Path, registry: Registry, feed: str | None = None,
                 order = (name.data_month, name.version, path.stat().st_mtime, path.name)
             except DeliveryNameError:
                 name, order = None, (dt.date.max, 0, path.stat().st_mtime, path.name)
-            if month and (name is None or name.data_month != month):
-                # A file whose name does not parse belongs to no month; it is picked up by a run
-                # over the whole landing folder, not silently dropped from a monthly one.
-                if name is not None or month:
-                    continue
+            if month and name is not None and name.data_month != month:
+                continue
+            # A file whose name does not parse belongs to no month, so every run picks it up, a
+            # monthly one too: it is recorded as rejected and escalated, never silently dropped (the
+            # ledger's batch id makes later runs see it and change nothing).
             found.append((order, f, path))
     return [(f, p) for _, f, p in sorted(found, key=lambda item: item[0])]
 
@@ -118,7 +152,17 @@ class Loader:
         return [self.load_file(f, path) for f, path in discover(landing, self.registry, feed, month)]
 
     def load_file(self, feed: Feed, path: Path) -> DeliveryOutcome:
-        sha = sha256_of(path)
+        outside = _outside_landing(path)
+        if outside is not None:
+            return self._reject_unread(
+                feed, path, f"{path.name}: a symbolic link to {outside}, outside the landing folder "
+                f"{path.parent.parent}; not read. The delivery must be a file in {path.parent}")
+        try:
+            sha = sha256_of(path)
+        except PermissionError as exc:
+            return self._reject_unread(
+                feed, path, f"{path.name}: permission denied reading {path} ({exc.strerror}); the loader's user "
+                "cannot read it. Make the file readable (or ask the department to deliver it again), then re-run")
         batch_id = batch_id_for(feed.name, path.name, sha)
         arrived_at = dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.UTC)
         with self.conn.transaction():
@@ -179,16 +223,46 @@ class Loader:
                                              None, str(exc), channel="api")
 
     # -- internals -------------------------------------------------------------------------------
+    def _reject_unread(self, feed: Feed, path: Path, reason: str) -> DeliveryOutcome:
+        """Record a delivery whose bytes the loader will not or cannot read: rejected, escalated.
+
+        With no bytes to hash, the ledger's sha256 is of the reason: deterministic, so a re-run finds
+        this record instead of adding another, and once the file can be read its own bytes make a new
+        batch that supersedes the rejection.
+        """
+        sha = hashlib.sha256(f"not read: {reason}".encode()).hexdigest()
+        batch_id = batch_id_for(feed.name, path.name, sha)
+        arrived_at = dt.datetime.fromtimestamp(path.lstat().st_mtime, tz=dt.UTC)
+        try:
+            name = parse_delivery_name(path.name, feed.name, feed.file_suffix is not None)
+        except DeliveryNameError:
+            name = None
+        with self.conn.transaction():
+            self._lock(feed)
+            seen = self.conn.execute("select status from raw.deliveries where batch_id = %s", (batch_id,)).fetchone()
+            if seen:
+                return DeliveryOutcome(feed.name, path.name, "seen", batch_id, reason=f"already recorded as {seen[0]}")
+            return self._record_rejected(feed, path, batch_id, sha, name, arrived_at, None, reason)
+
     def _lock(self, feed: Feed) -> None:
         self.conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"ruralwatch.load.{feed.name}",))
 
     def _archive(self, feed: Feed, path: Path, sha: str) -> str:
         target = self.archive / feed.name / f"{sha}{path.suffix.lower()}"
         if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_suffix(target.suffix + ".part")
-            shutil.copyfile(path, tmp)
-            tmp.replace(target)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, tmp)
+                tmp.replace(target)
+            except OSError as exc:
+                # A half-written copy would only take more of a full disk.
+                with contextlib.suppress(OSError):
+                    tmp.unlink(missing_ok=True)
+                raise ArchiveError(
+                    f"{feed.name}/{path.name}: cannot keep a copy in the archive folder {target.parent}: "
+                    f"{exc.strerror or exc}. Nothing was recorded; make the folder writable or free space on "
+                    "its disk (RURALWATCH_ARCHIVE), then re-run") from exc
         return str(target)
 
     def _insert_delivery(self, **values) -> int:
@@ -203,7 +277,7 @@ class Loader:
 
     def _record_rejected(self, feed, path, batch_id, sha, name: DeliveryName | None, arrived_at, archived,
                          reason: str, channel: str = "file") -> DeliveryOutcome:
-        log.warning("rejected %s/%s: %s", feed.name, path.name, reason)
+        log.warning("rejected %s/%s: %s", feed.name, path.name, mask_ids_in_text(reason))
         self._insert_delivery(
             batch_id=batch_id, feed=feed.name, file_name=path.name, file_path=str(path), archive_path=archived,
             sha256=sha, data_month=name.data_month if name else None, slot=name.slot if name else None,
@@ -274,12 +348,16 @@ class Loader:
         if isinstance(source, CsvSource) and not source.header.has_extras:
             # Fast path: the file's own bytes go to COPY. Any surprise (a blank line, a ragged row,
             # a bad byte) rolls back to a savepoint and the row-by-row path finds and names it.
+            # Only the server's primary message is logged: its CONTEXT quotes the whole line, resident
+            # IDs and names included, and task logs are read by more people than raw is.
             try:
                 with self.conn.transaction():
                     return self._copy_csv_bytes(part, source)
             except psycopg.errors.DataError as exc:
-                log.info("fast COPY of %s fell back to row-by-row: %s", source.path.name, exc)
+                log.info("fast COPY of %s fell back to row-by-row: %s", source.path.name, exc.diag.message_primary)
             except psycopg.errors.BadCopyFileFormat as exc:
+                log.info("fast COPY of %s fell back to row-by-row: %s", source.path.name, exc.diag.message_primary)
+            except _NeedsRowPath as exc:
                 log.info("fast COPY of %s fell back to row-by-row: %s", source.path.name, exc)
         return self._copy_rows(feed, part, source)
 
@@ -294,6 +372,8 @@ class Loader:
         with self.conn.cursor() as cur:
             with cur.copy(statement) as copy:
                 for chunk in source.iter_bytes():
+                    if _has_long_line(chunk):
+                        raise _NeedsRowPath(f"a line of {_LONG_LINE_WINDOW >> 10} KiB or more")
                     copy.write(chunk)
                     written += len(chunk)
                     if self.progress:
@@ -317,6 +397,11 @@ class Loader:
                     raise DeliveryRejected(
                         f"{source.path.name}: row {row_number}: {len(cells)} cells under a header of {width} "
                         "columns; the row is misaligned (an unquoted comma?)", row=row_number)
+                if "\x00" in "".join(c for c in cells if c):
+                    # PostgreSQL text cannot hold NUL; a NUL past the first MiB escapes detect_encoding.
+                    raise DeliveryRejected(
+                        f"{source.path.name}: row {row_number}: a NUL byte in a cell; binary content, not text",
+                        row=row_number)
                 if len(cells) < width:
                     cells = cells + [None] * (width - len(cells))
                 values = [cells[i] for i, _ in known]

@@ -11,6 +11,7 @@ import csv
 import datetime as dt
 import io
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,7 +170,10 @@ def open_csv(feed: Feed, path: Path) -> CsvSource:
                 text = line.decode(encoding)
             except UnicodeDecodeError as exc:
                 raise DeliveryRejected(f"{path.name}: row {row}: not valid {encoding}", row=row) from exc
-            cells = next(csv.reader([text.lstrip("\ufeff")]), [])
+            try:
+                cells = next(csv.reader([text.lstrip("\ufeff")]), [])
+            except csv.Error as exc:
+                raise DeliveryRejected(f"{path.name}: row {row}: unreadable CSV ({exc})", row=row) from exc
             if _looks_like_header(feed, cells):
                 header = map_headers(feed, [c.lstrip("\ufeff") for c in cells], row, path.name)
                 return CsvSource(path, encoding, header, offset)
@@ -192,7 +196,7 @@ class XlsxSource:
         workbook = _open_workbook(self.path)
         try:
             sheet = workbook.worksheets[0]
-            for row_number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+            for row_number, values in enumerate(_sheet_rows(sheet, self.path), start=1):
                 if row_number <= self.header.header_row:
                     continue
                 if all(v is None or (isinstance(v, str) and not v.strip()) for v in values):
@@ -238,6 +242,29 @@ def _check_zip(path: Path) -> None:
             "damaged file); not opened", row=1)
 
 
+def _sheet_rows(sheet, path: Path, max_row: int | None = None) -> Iterator[tuple]:
+    """The sheet's rows as values, read as they are in the file.
+
+    Read-only openpyxl trusts the sheet's own `<dimension>` record: a stale one silently drops the
+    rows and columns outside it, and a forged one (A1:XFD1048576) pads every row to 16,384 cells,
+    minutes of CPU for a tiny file. Without it, rows are exactly the cells the file holds. The sheet
+    is parsed while it streams, so a damaged sheet (bad XML, a bad CRC, a zip entry that inflates past
+    its declared size) only shows here; it is a structural break like any other.
+    """
+    sheet.reset_dimensions()
+    row_number = 0
+    try:
+        for values in sheet.iter_rows(values_only=True, max_row=max_row):
+            row_number += 1
+            yield values
+    except Exception as exc:  # openpyxl, zipfile, zlib and the XML parser each raise their own types
+        # Say what broke, but not a cell's value (a ValueError quotes it): this reason reaches logs.
+        detail = f": {exc}" if isinstance(exc, (zipfile.BadZipFile, zlib.error, SyntaxError, EOFError)) else ""
+        raise DeliveryRejected(
+            f"{path.name}: row {row_number + 1} of the first sheet is unreadable ({type(exc).__name__}{detail}); "
+            "the workbook is damaged: ask the department to save it again as XLSX", row=row_number + 1) from exc
+
+
 def _open_workbook(path: Path):
     import openpyxl
 
@@ -255,8 +282,7 @@ def open_xlsx(feed: Feed, path: Path) -> XlsxSource:
         if not workbook.worksheets:
             raise DeliveryRejected(f"{path.name}: the workbook has no sheet", row=1)
         sheet = workbook.worksheets[0]
-        for row_number, values in enumerate(sheet.iter_rows(values_only=True, max_row=HEADER_SEARCH_ROWS),
-                                            start=1):
+        for row_number, values in enumerate(_sheet_rows(sheet, path, max_row=HEADER_SEARCH_ROWS), start=1):
             if _looks_like_header(feed, list(values)):
                 cells = [cell_text(v) for v in values]
                 header = map_headers(feed, cells, row_number, path.name)
