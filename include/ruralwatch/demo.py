@@ -101,7 +101,29 @@ def run_demo(month: dt.date | None = None) -> None:
         finally:
             os.environ.pop("RURALWATCH_API_BASE_URL", None)
             os.environ.pop("RURALWATCH_API_TOKEN", None)
+    answered = answer_leads(landing, month)
     print_month_summary(month, log_file=log_file, seconds=time.monotonic() - started)
+    if answered:
+        console.print(f"towns answered {answered} of this month's leads; next month's run reads their "
+                      "lead_feedback and closes them")
+
+
+def answer_leads(landing: Path, month: dt.date) -> int:
+    """The towns' side of the loop: answer the leads pushed this month in next month's lead_feedback."""
+    from ruralwatch import db
+    from ruralwatch.simulate.leadfeedback import write_lead_feedback
+
+    with db.connect() as conn:
+        if not _exists(conn, "marts.mart_warning_leads"):
+            return 0
+        leads = [{"线索编号": lead_id, "town": town, "rule": rule, "key": key} for lead_id, town, rule, key in conn.execute(
+            "select lead_id, town_code, rule_id, lead_key from marts.mart_warning_leads "
+            "where pushed_month = %s and town_code is not null", (month,))]
+    if not leads:
+        return 0
+    following = (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    records = write_lead_feedback(leads, following.strftime("%Y-%m"), landing, seed=DEMO_SEED)
+    return sum(len(r["answered"]) for r in records)
 
 
 def redact(url: str) -> str:
@@ -146,21 +168,26 @@ def print_month_summary(month: dt.date, log_file: Path | None = None, seconds: f
                           f"{still_open} open in all (ruralwatch escalations list)")
         if _exists(conn, "marts.mart_warning_leads"):
             leads = conn.execute(
-                "select count(*) filter (where pushed_month = %s), count(*) filter (where is_open) "
+                "select count(*) filter (where pushed_month = %s), "
+                "count(*) filter (where not is_answered and condition_cleared_month is null) "
                 "from marts.mart_warning_leads", (month,)).fetchone()
             console.print(f"early-warning leads: {leads[0]} pushed for {month:%Y-%m}; {leads[1]} open in all")
         if _exists(conn, "marts.mart_indicator_values"):
             headline = conn.execute(
-                "select indicator_id, indicator_name, numerator, denominator, value, unit "
+                "select indicator_id, indicator_name, numerator, denominator, value, "
+                "case when value_kind = 'ratio' then '%%' else unit end "
                 "from marts.mart_indicator_values where period = %s and area_level = '市' "
-                "and indicator_id in ('I01', 'I02', 'I03', 'I07', 'I08', 'I11', 'I16', 'I19') "
-                "order by indicator_id limit 12", (month,)).fetchall()
+                "and indicator_id in ('I01', 'I02', 'I03', 'I07', 'I08', 'I11', 'I16', 'I17', 'I19') "
+                "and (breakdown_type is null or breakdown_value in ('total', '全部门')) "
+                "order by indicator_id, measure_code", (month,)).fetchall()
             if headline:
                 table = Table(title="headline indicators (city)")
                 for column in ("id", "指标", "numerator", "denominator", "value"):
                     table.add_column(column)
                 for indicator_id, name, num, den, value, unit in headline:
-                    table.add_row(indicator_id, name, _fmt(num), _fmt(den), f"{_fmt(value)} {unit or ''}")
+                    shown = (f"{float(value) * 100:.1f}%" if unit == "%" and value is not None
+                             else f"{_fmt(value)} {unit or ''}")
+                    table.add_row(indicator_id, name, _fmt(num), _fmt(den), shown)
                 console.print(table)
         for label, relation in [("staging.stg_rural_roster__persons", "staging.stg_rural_roster__persons"),
                                 ("marts.dim_household", "marts.dim_household")]:
@@ -189,5 +216,5 @@ def _fmt(value) -> str:
         return "—"
     if isinstance(value, float) or hasattr(value, "as_integer_ratio"):
         number = float(value)
-        return f"{number:,.0f}" if number.is_integer() else f"{number:,.4g}"
+        return f"{number:,.0f}" if number.is_integer() else f"{number:,.2f}"
     return str(value)

@@ -162,7 +162,14 @@ def make_build_dag(registry: Registry) -> DAG:
             return {"tables": result["tables"], "checks_run": result["checks_run"],
                     "checks_passed": result["checks_passed"]}
 
-        prepare() >> dbt_task_group() >> run_summary()
+        @task(task_id="grant_access")
+        def grant_access() -> dict:
+            from ruralwatch import pipeline
+
+            # dbt recreated relations: the analyst/auditor/engineer roles get their grants again.
+            return pipeline.apply_access()
+
+        prepare() >> dbt_task_group() >> grant_access() >> run_summary()
     return dag
 
 
@@ -182,8 +189,8 @@ def make_publish_dag() -> DAG:
         doc_md=dedent("""
         ### 发布报告
         After each warehouse build: feed timeliness (late feeds escalate), the auditor's report and GX
-        Data Docs, the analysts' indicator report, each town's list of new early-warning leads, and
-        the notifications the escalation outbox holds. Everything lands in `RURALWATCH_REPORTS`
+        Data Docs, the analysts' indicator report, each town's list of new early-warning leads
+        (`leads/<town code>.xlsx`), and the notifications the escalation outbox holds. Everything lands in `RURALWATCH_REPORTS`
         (default `.local/reports/<YYYYMM>/`), regenerated on every run.
 
         **Triage**: each task is independent; a failed one names its report in the log. A report
@@ -219,8 +226,14 @@ def make_publish_dag() -> DAG:
 
             return pipeline.send_notifications()
 
+        @task(task_id="lead_lists")
+        def lead_lists(month: str) -> int:
+            from ruralwatch import pipeline
+
+            return len(pipeline.push_leads(dt.date.fromisoformat(month)))
+
         month = report_month()
-        [auditor_report(month), indicator_report(month)] >> notifications()
+        [auditor_report(month), indicator_report(month), lead_lists(month)] >> notifications()
     return dag
 
 

@@ -29,8 +29,8 @@ BAR_WIDTH, BAR_GAP, CHART_HEIGHT = 46, 14, 180
 class IndicatorSection:
     indicator_id: str
     name: str
-    unit: str
-    city: dict | None
+    kind: str
+    city: list[dict]
     counties: list[dict]
     history: list[dict]
     bar_svg: str
@@ -52,16 +52,16 @@ def _number(value) -> float | None:
     return None if value is None else float(value)
 
 
-def _fmt(value, unit: str = "") -> str:
+def _fmt(value, kind: str = "") -> str:
     number = _number(value)
     if number is None:
         return "—"
-    if unit in {"%", "率"} or (unit == "" and 0 <= number <= 1 and not number.is_integer()):
-        return f"{number * 100:.1f}%" if number <= 1 else f"{number:.1f}%"
+    if kind == "ratio":
+        return f"{number * 100:.1f}%"
     return f"{number:,.0f}" if number.is_integer() else f"{number:,.2f}"
 
 
-def bar_chart(rows: list[dict], unit: str) -> str:
+def bar_chart(rows: list[dict], kind: str) -> str:
     """Counties side by side; the bar's height is its value against the tallest."""
     values = [(_number(r["value"]), r["area_name"]) for r in rows]
     present = [v for v, _ in values if v is not None]
@@ -77,16 +77,16 @@ def bar_chart(rows: list[dict], unit: str) -> str:
             height = max(1.0, CHART_HEIGHT * value / top) if value > 0 else 1.0
             y = CHART_HEIGHT - height + 14
             parts.append(f'<rect x="{x}" y="{y:.1f}" width="{BAR_WIDTH}" height="{height:.1f}" class="bar-rect">'
-                         f'<title>{html.escape(name)}：{_fmt(value, unit)}</title></rect>')
+                         f'<title>{html.escape(name)}：{_fmt(value, kind)}</title></rect>')
             parts.append(f'<text x="{x + BAR_WIDTH / 2}" y="{y - 3:.1f}" class="bar-value">'
-                         f'{html.escape(_fmt(value, unit))}</text>')
+                         f'{html.escape(_fmt(value, kind))}</text>')
         parts.append(f'<text x="{x + BAR_WIDTH / 2}" y="{CHART_HEIGHT + 32}" class="bar-label">'
                      f'{html.escape(name[:6])}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
 
-def line_chart(history: list[dict], unit: str) -> str:
+def line_chart(history: list[dict], kind: str) -> str:
     """The city's value month by month."""
     points = [(r["period"], _number(r["value"])) for r in history if _number(r["value"]) is not None]
     if not points:
@@ -107,38 +107,51 @@ def line_chart(history: list[dict], unit: str) -> str:
     for (x, y), (period, value) in zip(coords, points, strict=True):
         label = period.strftime("%Y-%m") if hasattr(period, "strftime") else str(period)
         parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" class="line-point">'
-                     f'<title>{label}：{_fmt(value, unit)}</title></circle>')
+                     f'<title>{label}：{_fmt(value, kind)}</title></circle>')
         parts.append(f'<text x="{x:.1f}" y="{CHART_HEIGHT + 32}" class="bar-label">{label}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+MEASURE_LABELS = {"households": "按户", "persons": "按人", "total": "合计", "completion": "完工率",
+                  "disbursement": "拨付率", "open": "未整改", "resolution": "整改率", "全部门": "全部门"}
+
+
+def _measure_label(row: dict) -> str:
+    value = row.get("breakdown_value") or row.get("measure") or ""
+    return MEASURE_LABELS.get(value, value)
+
+
+def _headline(rows: list[dict]) -> str:
+    """The measure charted for an indicator: its total (no breakdown, or the 'total'/全部门 row)."""
+    for row in rows:
+        if not row.get("breakdown_type") or row.get("breakdown_value") in {"total", "全部门"}:
+            return row["measure_code"]
+    return rows[0]["measure_code"]
 
 
 def build_sections(conn: psycopg.Connection, month: dt.date) -> list[IndicatorSection]:
     source = _source(conn)
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
-            f"select v.*, coalesce(a.area_name, v.area_code) as area_name from {source} as v "  # noqa: S608
-            "left join marts.dim_area as a on a.area_code = v.area_code "
-            "where v.area_level in ('市', '县') order by v.indicator_id, v.area_code, v.period").fetchall()
+            f"select * from {source} where area_level in ('市', '县') "  # noqa: S608 - a constant relation
+            "order by indicator_id, measure_code, area_code, period").fetchall()
     by_indicator: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         by_indicator[row["indicator_id"]].append(row)
     sections = []
     for indicator_id in sorted(by_indicator):
         items = by_indicator[indicator_id]
-        # Indicators with several measures (I01 by category, I02 by households and persons) keep the
-        # first measure for the charts; the table lists every row.
-        measure_key = "measure" if "measure" in items[0] else None
-        first_measure = items[0].get(measure_key) if measure_key else None
-        chart_rows = [r for r in items if not measure_key or r.get(measure_key) == first_measure]
+        headline = _headline(items)
+        chart_rows = [r for r in items if r["measure_code"] == headline]
         this_month = [r for r in chart_rows if r["period"] == month]
-        city = next((r for r in this_month if r["area_level"] == "市"), None)
+        city_rows = [r for r in items if r["period"] == month and r["area_level"] == "市"]
         counties = [r for r in this_month if r["area_level"] == "县"]
         history = [r for r in chart_rows if r["area_level"] == "市"]
-        unit = (items[0].get("unit") or "").strip()
+        kind = items[0].get("value_kind") or ""
         name = items[0].get("indicator_name") or indicator_id
-        sections.append(IndicatorSection(indicator_id, name, unit, city, counties, history,
-                                         bar_chart(counties, unit), line_chart(history, unit)))
+        sections.append(IndicatorSection(indicator_id, name, kind, city_rows, counties, history,
+                                         bar_chart(counties, kind), line_chart(history, kind)))
     return sections
 
 
@@ -146,6 +159,7 @@ def write_indicator_report(conn: psycopg.Connection, reports_dir: Path, month: d
     sections = build_sections(conn, month)
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
     environment.filters["fmt"] = _fmt
+    environment.filters["measure"] = _measure_label
     page = environment.get_template("indicator_report.html").render(
         month=month, sections=sections, generated_at=dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M"))
     path = report_path(reports_dir, month)
