@@ -210,6 +210,10 @@ class EmbeddedServer:
 
 def _port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As PostgreSQL binds: connections the stopped server closed linger in TIME_WAIT for a minute,
+        # and without this they made a restart move to another port, stranding every client that
+        # kept the URL (WAREHOUSE_URL, Airflow's connection). A live listener still refuses the bind.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

@@ -49,6 +49,7 @@ def read_junit(path: Path) -> list[Scenario]:
 
 def print_table(scenarios: list[Scenario], file=None) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     out = file or sys.stdout
@@ -63,7 +64,8 @@ def print_table(scenarios: list[Scenario], file=None) -> None:
         held = s.held if s.result == "passed" else f"{s.held}\nDID NOT HOLD: {s.detail}".strip()
         result = {"passed": "[green]PASS[/green]", "failed": "[red]FAIL[/red]", "error": "[red]ERROR[/red]",
                   "skipped": "[yellow]SKIP[/yellow]"}[s.result]
-        table.add_row(s.scenario, s.tried, held, result, f"{s.seconds:.1f}")
+        # Texts are escaped: a test id like [binary_csv] is not rich markup.
+        table.add_row(escape(s.scenario), escape(s.tried), escape(held), result, f"{s.seconds:.1f}")
     console.print(table)
     held = sum(s.result == "passed" for s in scenarios)
     console.print(f"{held} of {len(scenarios)} scenarios held in {sum(s.seconds for s in scenarios):.0f}s")

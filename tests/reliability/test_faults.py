@@ -111,8 +111,9 @@ def test_warehouse_lost_mid_copy_rolls_back_whole_and_the_retry_loads_once(priva
     Tried: a 24 MB roster CSV streams into COPY; after 4 MiB another thread stops PostgreSQL (`pg_ctl stop -m
     fast`) or SIGKILLs the postmaster and every backend (a crash: WAL recovery on restart); the server is
     restarted and the same landing loaded again.
-    Held: the load failed loudly; it left no ledger row, no batch table and no rows; a batch of another feed
-    committed before it survived; the retry loaded every row exactly once in one partition.
+    Held: the load failed loudly; the server came back at the same address; the failed load left no ledger
+    row, no batch table and no rows; a batch of another feed committed before it survived; the retry loaded
+    every row exactly once in one partition.
     """
     record_property("tried", "a 24 MB roster CSV streams into COPY; after 4 MiB another thread " + (
         "stops PostgreSQL (pg_ctl stop -m fast)" if fault == "stop" else
@@ -139,6 +140,9 @@ def test_warehouse_lost_mid_copy_rolls_back_whole_and_the_retry_loads_once(priva
         assert fired.is_set(), "the server was not stopped mid-COPY: the test proved nothing"
     finally:
         private_server.start()
+    # Same address after the restart: a client that kept the URL (WAREHOUSE_URL, Airflow's connection)
+    # reaches it again (the restart used to move to another port while the old one sat in TIME_WAIT).
+    assert private_server.url("reliability") == url
     assert leftovers(url, ROSTER) == {"ledger_rows": 0, "batch_relations": 0, "rows": 0}
     assert ledger(url, DEATHS) == [("loaded", 3)]
     again = load(url, landing, ROSTER)

@@ -280,6 +280,8 @@ def test_hostile_delivery_is_rejected_recorded_escalated_and_harmless(warehouse_
     after = state(url)
     assert after == {**before, "roster_rows": 0, "roster_batch_tables": 0}
     assert after["ledgers"] == (True,) * 4
+    record_property("held", f"rejected: “{outcomes[0]['reason'][:110]}…”; recorded, escalated, nothing loaded, "
+                            "the rest of the warehouse untouched; a re-run sees it and changes nothing")
     assert pipeline.load_feed(ROSTER, MONTH, landing) == [dict(o, status="seen", rows=0, warnings=[],
                                                                reason="already recorded as rejected",
                                                                data_month=None)

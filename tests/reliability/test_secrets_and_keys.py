@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import os
 import re
+import shutil
 import stat
 from pathlib import Path
 
@@ -111,7 +112,7 @@ def test_no_secret_in_any_project_file():
 
     Tried: every py, sql, yml/yaml, toml, cfg, ini, json, md, sh, txt, env and Dockerfile/Makefile under the
     project (not .venv, .local, dbt's target) scanned for private keys, AWS keys, JWTs, URLs with passwords,
-    and passwords/tokens/keys assigned literal values; a tiny allowlist of documented placeholders and two
+    and passwords/tokens/keys assigned literal values; a tiny allowlist of documented placeholders and a few
     throwaway test values.
     Held: no finding; .local/ (the generated key, the embedded server) and .env are git-ignored.
     """
@@ -142,10 +143,12 @@ def test_person_keys_follow_the_key_in_the_environment(server_url, monkeypatch, 
     HMAC agrees) and changes with the key; nothing was written under .local/secrets; a warehouse refuses
     a different key rather than re-key every person.
     """
-    from ruralwatch import pipeline
+    from ruralwatch import pipeline, settings
     from ruralwatch.warehouse import PseudonymKeyError
     from tests.conftest import _recreate_database
 
+    if (settings.LOCAL_DIR / "cache").is_dir():  # the rendered util.* SQL: saves a dbt start-up
+        shutil.copytree(settings.LOCAL_DIR / "cache", tmp_path / "cache")
     monkeypatch.setattr("ruralwatch.settings.LOCAL_DIR", tmp_path)
     resident_id = "990101196503041030"
     urls, keys = [], ["reliability-key-one-0123456789", "reliability-key-two-9876543210"]

@@ -11,7 +11,7 @@
   batches_to_load(feed): months whose live batch of the feed is not the one this model holds.
 #}
 {% macro months_to_rebuild() %}
-    {%- if not execute -%}{{ return("null::date") }}{%- endif -%}
+    {%- if not _exists(ref('int_periods_fingerprinted')) -%}{{ return("null::date") }}{%- endif -%}
     {%- set query -%}
         select periods.data_month
         from {{ ref('int_periods_fingerprinted') }} as periods
@@ -29,7 +29,7 @@
 
 
 {% macro batches_to_load(feed) %}
-    {%- if not execute -%}{{ return("null::date") }}{%- endif -%}
+    {%- if not _exists(ref('stg_raw__deliveries')) -%}{{ return("null::date") }}{%- endif -%}
     {%- set query -%}
         select deliveries.data_month
         from {{ ref('stg_raw__deliveries') }} as deliveries
@@ -52,4 +52,13 @@
         {%- do dates.append("date '" ~ row[0] ~ "'") -%}
     {%- endfor -%}
     {{ return(dates | join(', ') if dates else "null::date") }}
+{% endmacro %}
+
+
+{# At parse time, or compiling against a warehouse not built yet (dbt compile, docs generate), there is
+   nothing to ask: no months. #}
+{% macro _exists(relation) %}
+    {%- if not execute -%}{{ return(false) }}{%- endif -%}
+    {{ return(adapter.get_relation(database=relation.database, schema=relation.schema,
+                                   identifier=relation.identifier) is not none) }}
 {% endmacro %}

@@ -6,7 +6,7 @@
 {% macro registry_feeds() %}
     {%- set feeds = [] -%}
     {%- if execute -%}
-        {%- for node in graph.sources.values() if node.source_name == 'raw' -%}
+        {%- for node in graph.get('sources', {}).values() if node.source_name == 'raw' -%}
             {%- set meta = node.get('meta') or node.get('config', {}).get('meta', {}) -%}
             {%- if meta.feed -%}
                 {%- do feeds.append({

@@ -37,17 +37,17 @@ thresholds as (
 
 persons as (
 
-    select fct_person_month.*, coalesce(fct_person_month.village_code, city.city_code) as placed_area_code
-    from {{ ref('fct_person_month') }}
+    select person_months.*, coalesce(person_months.village_code, city.city_code) as placed_area_code
+    from {{ ref('fct_person_month') }} as person_months
     cross join city
-    where not fct_person_month.is_deceased
+    where not person_months.is_deceased
 
 ),
 
 households as (
 
-    select fct_household_month.*, coalesce(fct_household_month.village_code, city.city_code) as placed_area_code
-    from {{ ref('fct_household_month') }}
+    select household_months.*, coalesce(household_months.village_code, city.city_code) as placed_area_code
+    from {{ ref('fct_household_month') }} as household_months
     cross join city
 
 ),

@@ -1,17 +1,29 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='data_month',
+        on_schema_change='fail'
+    )
+}}
 -- Rules that find people outside the roster (indicators.md: W06, W07 and W09, and W08 for a
 -- 公益性岗位 worker who is on no roster household): one row per month, rule and person or ticket.
 -- Outside the roster a lead is keyed by the person when a valid ID is present, else by the ticket, and
 -- goes to the town of the area code in the record that raised it (the first such record of the month).
+-- Incremental by month like the facts: a run reads the months whose inputs changed, not the history
+-- of the assistance and employment feeds.
+{%- set months = months_to_rebuild() %}
 with periods as (
 
     select * from {{ ref('int_periods_fingerprinted') }}
-    where 'rural_roster' = any(live_feeds)
+    where data_month in ({{ months }})
 
 ),
 
 roster_persons as (
 
     select data_month, person_key from {{ ref('fct_person_month') }}
+    where data_month in ({{ months }})
 
 ),
 
@@ -24,21 +36,21 @@ deaths as (
 assistance as materialized (
 
     select * from {{ ref('stg_civil_affairs__assistance') }}
-    where is_usable and data_month in (select data_month from periods)
+    where is_usable and data_month in ({{ months }})
 
 ),
 
 jobs as materialized (
 
     select * from {{ ref('stg_hrss__employment') }}
-    where is_usable and data_month in (select data_month from periods)
+    where is_usable and data_month in ({{ months }})
 
 ),
 
 tickets as (
 
     select * from {{ ref('int_hotline_tickets_placed') }}
-    where data_month in (select data_month from periods)
+    where data_month in ({{ months }})
 
 ),
 
@@ -195,7 +207,7 @@ w09_tickets as (
 
 ),
 
-final as (
+leads as (
 
     select data_month, rule_id, 'person' as lead_key_type, person_key as lead_key, person_key,
            null::text as ticket_id, subject_reference, area_code, evidence
@@ -212,6 +224,14 @@ final as (
     union all
     select data_month, rule_id, 'ticket', ticket_id, null, ticket_id, subject_reference, area_code, evidence
     from w09_tickets
+
+),
+
+final as (
+
+    select leads.*, periods.inputs_fingerprint
+    from leads
+    inner join periods on periods.data_month = leads.data_month
 
 )
 

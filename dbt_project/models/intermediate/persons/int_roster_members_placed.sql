@@ -4,10 +4,11 @@
 -- it is a village of the reference), and the household's fields from the row that speaks for the
 -- household — its first 户主 row, else its first row (household fields repeat on every member row and
 -- count once; a household with no or two 户主 is a finding of the gate, not a reason to drop it).
--- A view: fct_person_month reads it one month at a time.
+-- A view over int_roster_rows_checked (the roster parsed once per month); fct_person_month reads it one
+-- month at a time.
 with persons as (
 
-    select * from {{ ref('stg_rural_roster__persons') }}
+    select * from {{ ref('int_roster_rows_checked') }}
     where is_usable
 
 ),
@@ -30,11 +31,11 @@ members as (
         persons.head_person_key,
         persons.relation_to_head,
         villages.area_code as village_code,
-        persons.area_code as reported_area_code,
-        util.resident_id_birth_date(persons.resident_id) as birth_date,
-        util.resident_id_gender(persons.resident_id) as gender,
-        persons.birth_date as reported_birth_date,
-        persons.gender as reported_gender,
+        persons.reported_area_code,
+        persons.id_birth_date as birth_date,
+        persons.id_gender as gender,
+        persons.reported_birth_date,
+        persons.reported_gender,
         persons.household_type,
         persons.monitoring_category,
         persons.identified_date,
@@ -53,7 +54,7 @@ members as (
             order by (persons.relation_to_head = '户主') desc nulls last, persons.source_row
         ) = 1 as is_household_reference_row
     from persons
-    left join villages on villages.area_code = persons.area_code
+    left join villages on villages.area_code = persons.reported_area_code
 
 ),
 

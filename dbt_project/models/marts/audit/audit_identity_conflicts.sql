@@ -5,11 +5,14 @@
 --   roster_gender_mismatch        性别 on the roster disagrees with the ID;
 --   activity_after_death          a person registered dead shows new activity afterwards: a medical
 --                                 visit or a hotline call after the 死亡日期, or employment, schooling,
---                                 assistance in 在保 or a roster row in a later data month.
--- One row per conflict, month and source row.
-with roster as materialized (
+--                                 assistance in 在保 or a roster row in a data month after the one that
+--                                 registered the death.
+-- One row per conflict, month and source row. Read from tables the warehouse has already parsed (the
+-- roster rows, the facts), so this model never parses a feed's history again.
+with roster as (
 
-    select * from {{ ref('stg_rural_roster__persons') }}
+    select * from {{ ref('int_roster_rows_checked') }}
+    where resident_id_problem is null
 
 ),
 
@@ -23,12 +26,12 @@ repeated_ids as (
 
     select
         batch_id,
-        resident_id,
+        person_key,
         count(*) as roster_rows,
         string_agg(distinct coalesce(household_code, '（空）'), '、') as household_codes
     from roster
-    where resident_id_problem is null and is_key_repeated
-    group by batch_id, resident_id
+    where is_key_repeated
+    group by batch_id, person_key
 
 ),
 
@@ -38,17 +41,17 @@ repeated as (
         roster.data_month,
         'roster_person_repeated' as conflict_type,
         roster.person_key,
-        util.mask_resident_id(roster.resident_id) as masked_resident_id,
+        roster.masked_resident_id,
         'rural_roster' as source_feed,
         roster.batch_id,
         roster.source_row,
         roster.household_code,
-        roster.area_code,
+        roster.reported_area_code as area_code,
         '同一身份证号在本月名册中出现 ' || repeated_ids.roster_rows || ' 次，涉及户编号：'
             || repeated_ids.household_codes as conflict_detail
     from roster
     inner join repeated_ids
-        on repeated_ids.batch_id = roster.batch_id and repeated_ids.resident_id = roster.resident_id
+        on repeated_ids.batch_id = roster.batch_id and repeated_ids.person_key = roster.person_key
 
 ),
 
@@ -58,16 +61,16 @@ birth_mismatch as (
         data_month,
         'roster_birth_date_mismatch' as conflict_type,
         person_key,
-        util.mask_resident_id(resident_id) as masked_resident_id,
+        masked_resident_id,
         'rural_roster' as source_feed,
         batch_id,
         source_row,
         household_code,
-        area_code,
-        '名册出生日期 ' || to_char(birth_date, 'YYYY-MM-DD') || '，身份证号中的出生日期 '
-            || to_char(util.resident_id_birth_date(resident_id), 'YYYY-MM-DD') as conflict_detail
+        reported_area_code as area_code,
+        '名册出生日期 ' || to_char(reported_birth_date, 'YYYY-MM-DD') || '，身份证号中的出生日期 '
+            || to_char(id_birth_date, 'YYYY-MM-DD') as conflict_detail
     from roster
-    where resident_id_problem is null and birth_date <> util.resident_id_birth_date(resident_id)
+    where reported_birth_date <> id_birth_date
 
 ),
 
@@ -77,51 +80,40 @@ gender_mismatch as (
         data_month,
         'roster_gender_mismatch' as conflict_type,
         person_key,
-        util.mask_resident_id(resident_id) as masked_resident_id,
+        masked_resident_id,
         'rural_roster' as source_feed,
         batch_id,
         source_row,
         household_code,
-        area_code,
-        '名册性别 ' || gender || '，身份证号显示 ' || util.resident_id_gender(resident_id) as conflict_detail
+        reported_area_code as area_code,
+        '名册性别 ' || reported_gender || '，身份证号显示 ' || id_gender as conflict_detail
     from roster
-    where resident_id_problem is null and gender in ('男', '女') and gender <> util.resident_id_gender(resident_id)
+    where reported_gender in ('男', '女') and reported_gender <> id_gender
 
 ),
 
-activities as materialized (
+activities as (
 
-    -- Claims from the incremental fact, not staging: the largest feed is parsed once, month by month.
     select data_month, 'health_medical_claims' as source_feed, person_key, batch_id, source_row,
-           null::text as household_code, null::text as area_code,
-           visit_date as activity_date, '就诊结算（' || visit_type || '，就诊日期 ' || to_char(visit_date, 'YYYY-MM-DD') || '）' as activity
+           null::text as household_code, null::text as area_code, visit_date as activity_date,
+           '就诊结算（' || visit_type || '，就诊日期 ' || to_char(visit_date, 'YYYY-MM-DD') || '）' as activity
     from {{ ref('fct_medical_claims') }}
     where visit_date is not null
     union all
-    select data_month, 'hotline_tickets', caller_resident_id_person_key, batch_id, source_row, null, area_code,
-           call_date, '来电求助（工单 ' || ticket_id || '，来电日期 ' || to_char(call_date, 'YYYY-MM-DD') || '）'
-    from {{ ref('stg_hotline__tickets') }}
-    where is_usable and caller_resident_id_person_key is not null and call_date <= period_end_date
+    select data_month, 'hotline_tickets', caller_person_key, batch_id, source_row, null, placed_area_code, call_date,
+           '来电求助（工单 ' || ticket_id || '，来电日期 ' || to_char(call_date, 'YYYY-MM-DD') || '）'
+    from {{ ref('int_hotline_tickets_placed') }}
+    where caller_person_key is not null and call_date is not null
     union all
-    select data_month, 'hrss_employment', person_key, batch_id, source_row, null, null, null,
-           '就业信息：' || employment_status || coalesce('（' || employment_form || '）', '')
-    from {{ ref('stg_hrss__employment') }}
-    where is_usable and employment_status = '已就业'
-    union all
-    select data_month, 'education_students', person_key, batch_id, source_row, null, null, null,
-           '学籍状态：在读（' || school_name || '）'
-    from {{ ref('stg_education__students') }}
-    where is_usable and enrollment_status = '在读'
-    union all
-    select data_month, 'civil_affairs_assistance', person_key, batch_id, source_row, null, area_code, null,
-           '救助在保：' || assistance_type
-    from {{ ref('stg_civil_affairs__assistance') }}
-    where is_usable and assistance_status = '在保'
-    union all
-    select data_month, 'rural_roster', person_key, batch_id, source_row, household_code, area_code, null,
-           '仍在名册（户编号 ' || household_code || '）'
-    from roster
-    where is_usable
+    -- What the month's feeds say of a roster person: still on the roster, employed, in school, 在保.
+    select person_months.data_month, 'rural_roster', person_months.person_key, null, null,
+           person_months.household_code, person_months.village_code, null,
+           '仍在名册（户编号 ' || person_months.household_code || '）'
+           || case when person_months.is_employed then '，就业信息：已就业' else '' end
+           || case when person_months.is_in_school then '，学籍状态：在读' else '' end
+           || case when person_months.is_assistance_active
+                   then '，救助在保：' || person_months.active_assistance_types else '' end
+    from {{ ref('fct_person_month') }} as person_months
 
 ),
 

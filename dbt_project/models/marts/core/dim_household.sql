@@ -7,15 +7,10 @@ with household_months as (
 
 ),
 
-latest_roster as (
-
-    select max(data_month) as data_month from household_months
-
-),
-
 roster_months as (
 
-    select distinct data_month from household_months
+    select data_month, lead(data_month) over (order by data_month) as next_roster_month
+    from (select distinct data_month from household_months) as months
 
 ),
 
@@ -27,54 +22,40 @@ statuses as (
             when household_type = '脱贫户' then '脱贫户'
             when household_type = '监测户' and is_risk_eliminated then '监测户（风险已消除）'
             when household_type = '监测户' then '监测户（风险未消除）'
-        end as monitoring_status
+        end as monitoring_status,
+        -- One key for status and category (equality keeps the joins below hashable).
+        coalesce(household_type, '') || '|' || coalesce(monitoring_category, '') || '|'
+            || coalesce(is_risk_eliminated::text, '') as status_key
     from household_months
 
 ),
 
--- The current status began in the first month of its latest unbroken run of roster months.
+-- A status began in the first month of its latest unbroken run of roster months.
 status_runs as (
 
     select
         statuses.*,
         row_number() over (partition by household_code order by data_month)
-            - row_number() over (partition by household_code, monitoring_status, monitoring_category
-                                 order by data_month) as run_id,
-        row_number() over (partition by household_code order by data_month desc) as recency
+            - row_number() over (partition by household_code, status_key order by data_month) as run_id
     from statuses
 
 ),
 
-latest as (
-
-    select * from status_runs where recency = 1
-
-),
-
-history as (
+in_context as (
 
     select
-        household_code,
-        min(data_month) as first_roster_month,
-        max(data_month) as last_roster_month,
-        count(*) as roster_months
-    from household_months
-    group by household_code
-
-),
-
-status_since as (
-
-    select
-        status_runs.household_code,
-        min(status_runs.data_month) as status_since_month
+        status_runs.*,
+        min(data_month) over (partition by household_code, status_key, run_id) as status_since_month,
+        min(data_month) over (partition by household_code) as first_roster_month,
+        count(*) over (partition by household_code) as roster_months,
+        row_number() over (partition by household_code order by data_month desc) as recency
     from status_runs
-    inner join latest
-        on latest.household_code = status_runs.household_code
-        and latest.run_id = status_runs.run_id
-        and latest.monitoring_status = status_runs.monitoring_status
-        and latest.monitoring_category is not distinct from status_runs.monitoring_category
-    group by status_runs.household_code
+
+),
+
+latest_roster as (
+
+    select max(data_month) as data_month from household_months
 
 ),
 
@@ -92,13 +73,12 @@ final as (
         latest.is_risk_eliminated,
         latest.risk_eliminated_date,
         latest.monitoring_status,
-        status_since.status_since_month,
+        latest.status_since_month,
         -- What the household is now: its status, or 已不在名册 from the first roster month without it.
         case when latest.data_month = latest_roster.data_month then latest.monitoring_status
              else '已不在名册' end as current_status,
-        case when latest.data_month = latest_roster.data_month then status_since.status_since_month
-             else (select min(roster_months.data_month) from roster_months
-                   where roster_months.data_month > latest.data_month) end as current_status_since_month,
+        case when latest.data_month = latest_roster.data_month then latest.status_since_month
+             else roster_months.next_roster_month end as current_status_since_month,
         latest.is_relocated,
         latest.household_size,
         latest.member_rows,
@@ -106,14 +86,14 @@ final as (
         latest.household_net_income_yuan,
         latest.per_capita_net_income_yuan,
         latest.head_person_key,
-        history.first_roster_month,
-        history.last_roster_month,
-        history.roster_months,
+        latest.first_roster_month,
+        latest.data_month as last_roster_month,
+        latest.roster_months,
         latest.data_month = latest_roster.data_month as is_on_latest_roster
-    from latest
-    inner join history on history.household_code = latest.household_code
-    inner join status_since on status_since.household_code = latest.household_code
+    from in_context as latest
     cross join latest_roster
+    inner join roster_months on roster_months.data_month = latest.data_month
+    where latest.recency = 1
 
 )
 

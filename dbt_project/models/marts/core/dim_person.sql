@@ -1,15 +1,43 @@
--- One row per person known to any feed (a valid resident ID), by pseudonymous person_key: birth date
--- and sex from the ID, where they appear, and — for roster persons — their latest household and
--- village; death as registered by 民政局. No resident IDs or names.
-with identities as (
+-- One row per person the warehouse's facts know (by pseudonymous person_key, the same in every feed):
+-- roster persons, with the birth date and sex their ID states and their latest household and
+-- village; persons in medical claims, hotline calls, death registrations and off-roster leads; death
+-- as registered by 民政局. Read from tables already parsed, never from staging's history. No resident
+-- IDs or names.
+with roster_rows as (
 
-    select * from {{ ref('int_person_identities_unioned') }}
+    select * from {{ ref('int_roster_rows_checked') }}
+    where person_key is not null
 
+),
+
+appearances as (
+
+    select person_key, 'rural_roster' as feed, data_month from roster_rows
     union all
+    select person_key, 'health_medical_claims', data_month from {{ ref('fct_medical_claims') }}
+    union all
+    select caller_person_key, 'hotline_tickets', data_month from {{ ref('int_hotline_tickets_placed') }}
+    where caller_person_key is not null
+    union all
+    select person_key, 'civil_affairs_deaths', registered_month from {{ ref('int_deaths_registered') }}
+    union all
+    select person_key, '预警线索（' || rule_id || '）', data_month from {{ ref('int_offroster_warnings_detected') }}
+    where person_key is not null
 
-    -- Claims: from the incremental fact (the ID's birth date and sex come from the person's other feeds).
-    select person_key, 'health_medical_claims', null::date, null::text, min(data_month), max(data_month)
-    from {{ ref('fct_medical_claims') }}
+),
+
+identities as (
+
+    select person_key, feed, min(data_month) as first_seen_month, max(data_month) as last_seen_month
+    from appearances
+    group by person_key, feed
+
+),
+
+stated_by_id as (
+
+    select person_key, min(id_birth_date) as birth_date, min(id_gender) as gender
+    from roster_rows
     group by person_key
 
 ),
@@ -35,14 +63,15 @@ latest_roster as (
 people as (
 
     select
-        person_key,
-        min(birth_date) as birth_date,
-        min(gender) as gender,
-        array_agg(feed order by feed) as feeds_seen,
-        min(first_seen_month) as first_seen_month,
-        max(last_seen_month) as last_seen_month
+        identities.person_key,
+        stated_by_id.birth_date,
+        stated_by_id.gender,
+        array_agg(identities.feed order by identities.feed) as feeds_seen,
+        min(identities.first_seen_month) as first_seen_month,
+        max(identities.last_seen_month) as last_seen_month
     from identities
-    group by person_key
+    left join stated_by_id on stated_by_id.person_key = identities.person_key
+    group by identities.person_key, stated_by_id.birth_date, stated_by_id.gender
 
 ),
 

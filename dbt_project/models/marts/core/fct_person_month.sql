@@ -198,7 +198,9 @@ final as (
         school_stage,
         is_in_school,
         age_years between 6 and 15 as is_compulsory_school_age,
-        case when has_education_feed then not is_deceased and age_years between 6 and 15
+        -- Whether alive or not: W03 (a child aged 6–15 with 学籍状态 = 辍学) is a rule, not a person-based
+        -- indicator; I10 counts the living ones.
+        case when has_education_feed then age_years between 6 and 15
                                            and coalesce(school_enrollment_status = '辍学', false) end
             as is_compulsory_dropout,
         -- 劳动力 (indicators.md): a working skill, aged 16–64, not a student in 在读 status; never a

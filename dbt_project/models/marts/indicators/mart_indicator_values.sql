@@ -64,11 +64,11 @@ city as (
 leads as (
 
     select
-        mart_warning_leads.*,
+        warning_leads.*,
         coalesce(areas.area_code, city.city_code) as placed_area_code
-    from {{ ref('mart_warning_leads') }}
+    from {{ ref('mart_warning_leads') }} as warning_leads
     cross join city
-    left join areas on areas.area_code = mart_warning_leads.area_code
+    left join areas on areas.area_code = warning_leads.area_code
 
 ),
 
@@ -303,29 +303,36 @@ valued as (
 
 ),
 
--- I03/I04 同比增速: the same definition at the same period a year earlier, per area.
+-- I03/I04 同比增速: the same definition at the same period a year earlier, per area (a window over each
+-- area's months whose frame is exactly twelve months back: no self-join).
+prior_year as (
+
+    select
+        valued.*,
+        first_value(valued.value) over (
+            partition by valued.indicator_id, valued.area_code
+            order by valued.data_month
+            range between interval '12 months' preceding and interval '12 months' preceding
+        ) as prior_year_value
+    from valued
+    where valued.indicator_id in ('I03', 'I04') and valued.measure is null
+
+),
+
 growth as (
 
     select
-        current_year.data_month,
-        current_year.indicator_id,
+        data_month,
+        indicator_id,
         'growth' as measure,
         null::text as breakdown_value,
-        current_year.area_code,
-        current_year.value - last_year.value as numerator,
-        last_year.value as denominator,
-        current_year.record_count,
-        current_year.value / last_year.value - 1 as value
-    from valued as current_year
-    inner join valued as last_year
-        on last_year.indicator_id = current_year.indicator_id
-        and last_year.measure is null
-        and last_year.area_code = current_year.area_code
-        and last_year.data_month = (current_year.data_month - interval '12 months')::date
-    where current_year.indicator_id in ('I03', 'I04')
-      and current_year.measure is null
-      and current_year.value is not null
-      and last_year.value <> 0
+        area_code,
+        value - prior_year_value as numerator,
+        prior_year_value as denominator,
+        record_count,
+        value / prior_year_value - 1 as value
+    from prior_year
+    where value is not null and prior_year_value <> 0
 
 ),
 
