@@ -12,7 +12,7 @@ from pathlib import Path
 from ruralwatch import db, settings
 from ruralwatch.feeds.loader import DeliveryOutcome, Loader
 from ruralwatch.feeds.registry import load_registry
-from ruralwatch.warehouse import ensure_platform_tables, ensure_pseudonym_key
+from ruralwatch.warehouse import ensure_area_reference, ensure_platform_tables, ensure_pseudonym_key
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ def prepare_warehouse() -> None:
     with db.connect(autocommit=True) as conn:
         ensure_platform_tables(conn, load_registry())
         ensure_pseudonym_key(conn)
+        ensure_area_reference(conn)
         current = conn.execute("select obj_description(to_regnamespace('util'), 'pg_namespace')").fetchone()[0]
         if current != marker:
             with conn.transaction():
@@ -80,14 +81,42 @@ def load_feed(feed: str, month: dt.date, landing: Path | None = None) -> list[di
     with db.connect(autocommit=True) as conn:
         loader = Loader(conn, registry)
         outcomes = []
+        api_failure = None
         if "api" in declared.formats:
-            # The platform is the preferred channel; files in the landing folder are the fallback.
-            outcomes += _load_from_api(loader, declared, month)
+            from ruralwatch.feeds.api import ApiError
+
+            # The platform is the preferred channel; files in the landing folder are the fallback, so a
+            # platform that cannot deliver (down, inconsistent pages, even a refused token) must not keep
+            # the month's files from loading.
+            try:
+                outcomes += _load_from_api(loader, declared, month)
+            except ApiError as exc:
+                api_failure = exc
         outcomes += loader.load_landing(landing, feed=feed, month=month)
         _escalate_deliveries(conn, registry, feed)
+        if api_failure is not None:
+            _settle_api_failure(conn, feed, month, landing, api_failure)
     for outcome in outcomes:
         log.info(outcome.describe())
     return [_outcome_dict(o) for o in outcomes]
+
+
+def _settle_api_failure(conn, feed: str, month: dt.date, landing: Path, failure: Exception) -> None:
+    """After the files were tried: a warning when the month is delivered anyway, else the API's error."""
+    from ruralwatch.feeds.api import ApiAuthError
+    from ruralwatch.quality.escalations import READABLE_STATUSES
+
+    delivered = conn.execute(
+        "select channel, file_name from raw.deliveries where feed = %s and data_month = %s "
+        "and status = any(%s) order by recorded_at desc limit 1", (feed, month, list(READABLE_STATUSES))).fetchone()
+    if delivered is None:
+        # Fail the task: with nothing delivered the month would otherwise just go late without a word.
+        raise type(failure)(f"{failure}. No file in {landing / feed} delivered {month:%Y-%m} either, so "
+                            "nothing of the month is loaded") from failure
+    # A refused token does not heal by itself: louder than a platform that is down for a day.
+    level = logging.ERROR if isinstance(failure, ApiAuthError) else logging.WARNING
+    log.log(level, "%s %s: the data-sharing API could not deliver (%s); the month is delivered by %s %s, "
+            "which stands until the API delivers", feed, f"{month:%Y-%m}", failure, delivered[0], delivered[1])
 
 
 def _escalate_deliveries(conn, registry, feed: str | None) -> None:
@@ -110,7 +139,13 @@ def _load_from_api(loader: Loader, feed, month: dt.date) -> list[DeliveryOutcome
     if delivery is None:
         log.info("%s: the platform has no data for %s yet", feed.name, month)
         return []
-    return [loader.load_api(feed, delivery)]
+    outcome = loader.load_api(feed, delivery)
+    # Recorded (loaded, rejected, or seen before) and archived: the spooled pages have served. Left in
+    # place they would answer the next fetch of this month instead of the platform, hiding a correction.
+    # A crash before this line leaves them for one more run, which assembles the same bytes (seen) and
+    # clears them then.
+    client.clear_spool(feed.name, month)
+    return [outcome]
 
 
 def _outcome_dict(o: DeliveryOutcome) -> dict:

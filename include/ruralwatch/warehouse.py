@@ -6,6 +6,8 @@ psycopg.sql, never pasted into strings.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import psycopg
 from psycopg import sql
 
@@ -216,3 +218,43 @@ def ensure_pseudonym_key(conn: psycopg.Connection) -> None:
                 "the pseudonymisation key differs from the one this warehouse was built with (fingerprint "
                 f"{row[0]}); every person_key would change. Restore the original RURALWATCH_PSEUDONYM_KEY, "
                 "or rotate deliberately by rebuilding the warehouse.")
+
+
+AREA_REFERENCE_SEED = "area_codes.csv"
+
+
+def ensure_area_reference(conn: psycopg.Connection, seed_dir: Path | None = None) -> None:
+    """Load the area reference shipped with the project before any delivery is gated.
+
+    The dbt seed of the same name rebuilds it in every warehouse build, but the gates run before the
+    first build: without this, the first months of a new warehouse were gated without the
+    area-code check and later months with it, so a backfill gave other escalations than the same
+    months run one by one. The seed file's digest is kept as the table's comment, so an unchanged
+    reference costs one query.
+    """
+    import hashlib
+
+    from ruralwatch import settings
+
+    seed = (seed_dir or settings.DBT_PROJECT_DIR / "seeds") / AREA_REFERENCE_SEED
+    data = seed.read_bytes()
+    marker = "ruralwatch area reference " + hashlib.sha256(data).hexdigest()[:16]
+    current = conn.execute("select obj_description(to_regclass('reference.area_codes'), 'pg_class')").fetchone()[0]
+    if current == marker:
+        return
+    with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(hashtext('ruralwatch.area_reference'))")
+        conn.execute("create schema if not exists reference")
+        # Column types as the seed declares them (_seeds.yml), so `dbt seed` truncates and refills
+        # this table rather than fighting over its shape.
+        conn.execute("create table if not exists reference.area_codes "
+                     "(area_code text, area_name text, area_level text, parent_code text)")
+        conn.execute("truncate reference.area_codes")
+        header, _, body = data.decode("utf-8-sig").partition("\n")
+        if header.strip() != "area_code,area_name,area_level,parent_code":
+            raise ValueError(f"{seed}, row 1: expected the header area_code,area_name,area_level,parent_code, "
+                             f"found {header.strip()!r}")
+        with conn.cursor().copy("copy reference.area_codes (area_code, area_name, area_level, parent_code) "
+                                "from stdin with (format csv)") as copy:
+            copy.write(body.encode())
+        conn.execute(f"comment on table reference.area_codes is '{marker}'")  # hex digest: safe

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -114,3 +115,184 @@ def test_the_api_delivery_stands_over_the_file(city, warehouse, monkeypatch, tmp
         live = conn.execute("select channel from raw.deliveries where is_live").fetchall()
     assert rows == {"api": "loaded", "file": "superseded"}
     assert live == [("api",)]
+
+
+# -- the spool, repeated keys, inconsistent pages and the file fallback ------------------------------------
+def _platform(city, tmp_path, edit=None):
+    """A copy of the simulator's API data that a test may change (the module's city is shared)."""
+    source = city / "_api" / f"{FEED}_{MONTH:%Y%m}.jsonl"
+    lines = source.read_text(encoding="utf-8").splitlines()
+    data = tmp_path / "platform"
+    (data / "_api").mkdir(parents=True, exist_ok=True)
+    (data / "_api" / source.name).write_text("\n".join(edit(lines) if edit else lines) + "\n", encoding="utf-8")
+    return data
+
+
+def _use_api(monkeypatch, tmp_path, url, token):
+    monkeypatch.setattr("ruralwatch.settings.LOCAL_DIR", tmp_path)
+    monkeypatch.setenv("RURALWATCH_API_BASE_URL", url)
+    monkeypatch.setenv("RURALWATCH_API_TOKEN", token)
+    return tmp_path / "api_spool" / FEED / f"{MONTH:%Y%m}"
+
+
+def _no_files(tmp_path):
+    empty = tmp_path / "no_files"
+    empty.mkdir(exist_ok=True)
+    return empty
+
+
+class _ShiftingPlatform:
+    """A platform whose pages disagree with its total: the last page lacks its first item, as if the
+    item had moved to an earlier page between our calls (the simulator always serves consistent pages).
+    `consistent = True` mends it."""
+
+    def __init__(self, items: list[dict], token: str = "t0ken") -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs, urlsplit
+
+        platform = self
+        self.items, self.token, self.consistent, self.requests = items, token, False, 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                platform.requests += 1
+                query = parse_qs(urlsplit(self.path).query)
+                page, size = int(query["page"][0]), int(query["page_size"][0])
+                items = platform.items[(page - 1) * size:page * size]
+                if page == -(-len(platform.items) // size) and not platform.consistent:
+                    items = items[1:]
+                body = json.dumps({"period": query["period"][0], "page": page, "page_size": size,
+                                   "total": len(platform.items), "items": items}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self):
+        import threading
+
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_corrected_month_is_fetched_again_not_served_from_the_spool(city, warehouse, monkeypatch, tmp_path):
+    from ruralwatch import pipeline
+    from ruralwatch.feeds.loader import sha256_of
+    from ruralwatch.simulate.api import start_server
+
+    with start_server(_platform(city, tmp_path)) as api:
+        spool = _use_api(monkeypatch, tmp_path, api.url, api.token)
+        first = pipeline.load_feed(FEED, MONTH, _no_files(tmp_path))
+    assert [o["status"] for o in first] == ["loaded"]
+    assert list(spool.iterdir()) == [], "the spool outlived the load that recorded it"
+    pipeline.gate_feed(FEED)
+
+    def corrected(lines):
+        item = json.loads(lines[0])
+        item["月均工资"] = "4321"
+        return [json.dumps(item, ensure_ascii=False), *lines[1:]]
+
+    person = _api_rows(city)[0]["身份证号"]
+    with start_server(_platform(city, tmp_path, corrected)) as api:
+        monkeypatch.setenv("RURALWATCH_API_BASE_URL", api.url)
+        second = pipeline.load_feed(FEED, MONTH, _no_files(tmp_path))
+    assert [o["status"] for o in second] == ["loaded"], "the stale spool answered instead of the platform"
+    pipeline.gate_feed(FEED)
+    with psycopg.connect(warehouse) as conn:
+        ledger = conn.execute("select batch_id, status, sha256, archive_path from raw.deliveries "
+                              "where feed = %s order by recorded_at", (FEED,)).fetchall()
+        wage = conn.execute("select r.monthly_wage_yuan from raw.hrss_employment r join raw.deliveries d "
+                            "on d.batch_id = r._batch_id where d.is_live and r.resident_id = %s", (person,)).fetchall()
+    assert [(b, s) for b, s, _, _ in ledger] == [(first[0]["batch_id"], "superseded"), (second[0]["batch_id"], "loaded")]
+    assert wage == [("4321",)]
+    # Nothing is lost: every assembled delivery is kept in the archive, byte for byte.
+    for _, _, sha, archived in ledger:
+        assert sha256_of(Path(archived)) == sha
+    assert not any(spool.iterdir())
+
+
+def test_an_item_exported_twice_reaches_raw_and_the_gate_reports_it(city, warehouse, monkeypatch, tmp_path):
+    from ruralwatch import pipeline
+    from ruralwatch.simulate.api import start_server
+
+    expected = _api_rows(city)
+    twice = expected[7]["身份证号"]
+    with start_server(_platform(city, tmp_path, lambda lines: [*lines, lines[7]])) as api:
+        delivery = _client(api, tmp_path).fetch(FEED, MONTH, key_field="身份证号")
+        assert delivery.rows == len(expected) + 1
+        _use_api(monkeypatch, tmp_path, api.url, api.token)
+        loaded = pipeline.load_feed(FEED, MONTH, _no_files(tmp_path))
+    assert [(o["status"], o["rows"]) for o in loaded] == [("loaded", len(expected) + 1)]
+    with psycopg.connect(warehouse) as conn:
+        copies = conn.execute("select count(*) from raw.hrss_employment where resident_id = %s", (twice,)).fetchone()
+    assert copies == (2,)
+    gated = pipeline.gate_feed(FEED)
+    assert len(gated) == 1 and "key_unique" in gated[0]["failed"], gated
+
+
+def test_inconsistent_pages_clear_the_spool_and_the_next_run_starts_over(city, tmp_path):
+    from ruralwatch.feeds.api import ApiClient, ApiError, ApiSettings
+
+    items = _api_rows(city)[:120]
+    with _ShiftingPlatform(items) as platform:
+        client = ApiClient(ApiSettings(platform.url, platform.token, page_size=50), "/api/v1/employment",
+                           spool_root=tmp_path / "spool", sleep=lambda s: None)
+        with pytest.raises(ApiError, match=r"hrss_employment 2026-11: .*page 3: 19 items, expected 20"):
+            client.fetch(FEED, MONTH, key_field="身份证号")
+        assert list((tmp_path / "spool" / FEED / "202611").iterdir()) == []
+        platform.consistent, platform.requests = True, 0
+        delivery = client.fetch(FEED, MONTH, key_field="身份证号")
+    assert platform.requests == 3, "the next run resumed from inconsistent pages"
+    assert delivery.rows == 120
+
+
+def test_an_api_failure_falls_back_to_the_months_file(city, warehouse, monkeypatch, tmp_path, caplog):
+    from ruralwatch import pipeline
+
+    with _ShiftingPlatform(_api_rows(city)) as platform:
+        _use_api(monkeypatch, tmp_path, platform.url, platform.token)
+        with caplog.at_level("WARNING", logger="ruralwatch.pipeline"):
+            loaded = pipeline.load_feed(FEED, MONTH, city)
+    assert [(o["file"], o["status"]) for o in loaded] == [(f"{FEED}_{MONTH:%Y%m}.csv", "loaded")]
+    warned = [r for r in caplog.records if r.name == "ruralwatch.pipeline" and "could not deliver" in r.getMessage()]
+    assert [r.levelname for r in warned] == ["WARNING"] and "page 1" in warned[0].getMessage()
+
+
+def test_an_api_failure_with_no_file_fails_the_load(city, warehouse, monkeypatch, tmp_path):
+    from ruralwatch import pipeline
+    from ruralwatch.feeds.api import ApiError
+
+    with _ShiftingPlatform(_api_rows(city)) as platform:
+        _use_api(monkeypatch, tmp_path, platform.url, platform.token)
+        with pytest.raises(ApiError, match=r"(?s)hrss_employment 2026-11: .*page 1.*No file in .* either"):
+            pipeline.load_feed(FEED, MONTH, _no_files(tmp_path))
+    with psycopg.connect(warehouse) as conn:
+        assert conn.execute("select count(*) from raw.deliveries").fetchone() == (0,)
+
+
+def test_a_refused_token_still_lets_the_file_load_and_is_logged_as_an_error(city, warehouse, monkeypatch, tmp_path,
+                                                                           caplog):
+    from ruralwatch import pipeline
+    from ruralwatch.feeds.api import ApiAuthError
+    from ruralwatch.simulate.api import start_server
+
+    with start_server(city) as api:
+        _use_api(monkeypatch, tmp_path, api.url, "not-the-token")
+        with caplog.at_level("WARNING", logger="ruralwatch.pipeline"):
+            loaded = pipeline.load_feed(FEED, MONTH, city)
+        with pytest.raises(ApiAuthError, match="401.*RURALWATCH_API_TOKEN"):
+            pipeline.load_feed(FEED, dt.date(2026, 10, 1), city)   # no file of October: nothing delivered
+    assert [o["status"] for o in loaded] == ["loaded"]
+    refused = [r for r in caplog.records if r.name == "ruralwatch.pipeline" and "401" in r.getMessage()]
+    assert [r.levelname for r in refused] == ["ERROR"]

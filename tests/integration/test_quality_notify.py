@@ -127,7 +127,7 @@ def finding(number: int, observation: str = "gate:run-1", seen_at: dt.datetime =
         fingerprint=f"test-check-{number}", kind="check", severity="warning", title=f"自来水入户户数不得超过总户数（{number}）",
         department=department, observation=observation, seen_at=seen_at, feed="water_supply", check_name="tap_water",
         failing_rows=2, checked_rows=10,
-        sample=[{"_source_row": 3, "area_code": "990101001001", "note": "户主 990101196503041030"}])
+        sample=[{"_source_row": 3, "area_code": "990101102201", "note": "户主 990101196503041030"}])
 
 
 # -- tests ------------------------------------------------------------------------------------------

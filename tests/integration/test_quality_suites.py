@@ -7,6 +7,7 @@ import datetime as dt
 import psycopg
 import pytest
 
+from ruralwatch import settings
 from tests.deliveries import sample_rows, write_csv, write_xlsx
 from tests.integration.test_quality_escalations import resident_id
 
@@ -23,7 +24,7 @@ def person(i: int) -> tuple[str, str]:
 
 
 def village(i: int) -> str:
-    return f"9901010010{i + 1:02d}"
+    return f"990101102{201 + i:03d}"
 
 
 def clean_rows(feed: str) -> list[dict]:
@@ -55,7 +56,7 @@ def clean_rows(feed: str) -> list[dict]:
             "行政区划代码": village(i), "村名": f"{i + 1}村", "总户数": "100", "卫生厕所户数": "90", "生活污水治理": "是",
             "生活垃圾收运处置": "是", "统计年度": "2026"},
         "rural_projects": lambda i: {
-            "项目编号": f"XM2026{i:03d}", "项目名称": f"产业项目{i}", "项目类型": "产业发展", "行政区划代码": "990101001000",
+            "项目编号": f"XM2026{i:03d}", "项目名称": f"产业项目{i}", "项目类型": "产业发展", "行政区划代码": "990101102000",
             "计划投资": f"{50 + i}", "已拨付": "20", "计划完工日期": "2027-06-30", "实际完工日期": "",
             "项目状态": "在建", "带动脱贫户数": "10"},
         "lead_feedback": lambda i: {
@@ -155,7 +156,7 @@ def defective_rows(feed: str) -> list[dict]:
 
 def write_delivery(landing, feed: str, rows: list[dict], version: str = "") -> None:
     if feed == "lead_feedback":  # towns return XLSX, one file per town
-        write_xlsx(landing / feed / f"{feed}_202611_990101001000{version}.xlsx", rows)
+        write_xlsx(landing / feed / f"{feed}_202611_990101102000{version}.xlsx", rows)
     else:
         write_csv(landing / feed / f"{feed}_202611{version}.csv", rows)
 
@@ -199,27 +200,25 @@ def test_every_suite_passes_a_clean_delivery_and_catches_each_planted_defect(war
         assert conn.execute("select count(*) from dq.escalations where status = 'open'").fetchone()[0] > 0
 
 
-def test_area_codes_are_checked_against_the_reference_once_it_exists(warehouse, tmp_path):
+def test_area_codes_are_checked_against_the_shipped_reference_from_the_first_delivery(warehouse, tmp_path):
     landing = tmp_path / "landing"
     write_delivery(landing, "water_supply", clean_rows("water_supply"))
     first = gate(landing, "water_supply")
-    with psycopg.connect(warehouse, autocommit=True) as conn:
-        # No reference yet: the check is left out of the run, not failed and not crashed.
-        assert conn.execute("select count(*) from dq.check_results where check_name = 'area_code_in_reference'"
-                            ).fetchone()[0] == 0
-        assert first["decision"] == "live"
-        # The reference as the dbt seed makes it (a 12-digit code is inferred as a number), without one village.
-        conn.execute("create schema reference")
-        conn.execute("create table reference.area_codes (area_code bigint, area_name text, area_level text, "
-                     "parent_code bigint)")
-        with conn.cursor() as cur:
-            cur.executemany("insert into reference.area_codes values (%s, %s, '村', 990101001000)",
-                            [(int(village(i)), f"{i + 1}村") for i in range(1, ROWS)])
+    seed = (settings.DBT_PROJECT_DIR / "seeds" / "area_codes.csv").read_text(encoding="utf-8").splitlines()
+    with psycopg.connect(warehouse) as conn:
+        # The reference shipped with the project is there before any warehouse build, so the first
+        # month is gated like every later one (a backfill then equals the months run one by one).
+        assert conn.execute("select count(*) from reference.area_codes").fetchone()[0] == len(seed) - 1
+        assert conn.execute("select count(*) from dq.check_results where check_name = 'area_code_in_reference' "
+                            "and success").fetchone()[0] == 1
+    assert first["decision"] == "live" and first["failed"] == []
     rows = clean_rows("water_supply")
-    _set(rows, 1, 村名="二村（更正）")
+    unknown = "990101102299"  # well formed, but no such village in the reference
+    assert not any(line.startswith(unknown + ",") for line in seed)
+    _set(rows, 0, 行政区划代码=unknown)
     write_delivery(landing, "water_supply", rows, "_v2")
     second = gate(landing, "water_supply")
     assert second["failed"] == ["area_code_in_reference"]
     with psycopg.connect(warehouse) as conn:
         sample = conn.execute("select sample from dq.escalations where check_name = 'area_code_in_reference'").fetchone()[0]
-    assert sample == [{"_source_row": 2, "area_code": village(0)}]
+    assert sample == [{"_source_row": 2, "area_code": unknown}]

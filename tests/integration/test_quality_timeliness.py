@@ -29,7 +29,7 @@ def test_on_time_late_missing_and_a_duplicate_that_does_not_count(warehouse, tmp
     write_csv(landing / "rural_roster" / "rural_roster_202611.csv", sample_rows(), mtime=at(3).timestamp())
     write_csv(landing / "water_supply" / "water_supply_202611.csv", water(True), mtime=at(7, 8).timestamp())
     # housing_village_environment sends October's file again under November's name: not a delivery.
-    october = [{"行政区划代码": "990101001001", "村名": "一村", "总户数": "120", "卫生厕所户数": "100",
+    october = [{"行政区划代码": "990101102201", "村名": "一村", "总户数": "120", "卫生厕所户数": "100",
                 "生活污水治理": "是", "生活垃圾收运处置": "是", "统计年度": "2026"}]
     write_csv(landing / "housing_village_environment" / "housing_village_environment_202610.csv", october,
               mtime=at(1).timestamp() - 30 * 86400)

@@ -7,7 +7,14 @@ to a bad token, 429 with Retry-After when called too fast and now and then 503.
 Pages are spooled to disk as they arrive, so a run that stops half-way (a dropped connection, a killed
 task) resumes at the first missing page instead of starting over. Once every page is in, the pages are
 assembled into one canonical JSON-lines file: that file is the delivery, with a SHA-256 like any other,
-and the loader takes it from there.
+and the loader takes it from there (it keeps a copy in the archive, as it does for files). Once the
+loader has recorded the delivery the spool is cleared (`clear_spool`): the spool is keyed by feed and
+month only, so pages left behind would be served again as the month's data after the platform corrected
+it.
+
+Items are assembled exactly as the platform exported them. A key the platform exported twice is the
+department's data defect, loaded and escalated by the quality gate's key_unique check like a file's; only
+a count that disagrees with the platform's `total` means the pages were inconsistent with each other.
 """
 from __future__ import annotations
 
@@ -95,8 +102,17 @@ class ApiClient:
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
-    def _get_page(self, client: httpx.Client, period: dt.date, page: int) -> dict | None:
+    def clear_spool(self, feed: str, period: dt.date) -> None:
+        """Forget the period's pages and assembled file, so the next fetch asks the platform again.
+
+        Call it only once the loader has recorded the delivery (and so archived its bytes): until then
+        the spool is what lets a failed run resume without asking the platform again.
+        """
+        self._clear(self.spool_root / feed / period.strftime("%Y%m"))
+
+    def _get_page(self, client: httpx.Client, feed: str, period: dt.date, page: int) -> dict | None:
         params = {"period": period.strftime("%Y-%m"), "page": page, "page_size": self.config.page_size}
+        where = f"{feed} {params['period']} page {page}"
         delay = self.config.backoff_seconds
         for attempt in range(1, self.config.max_attempts + 1):
             try:
@@ -110,11 +126,11 @@ class ApiClient:
                     try:
                         return response.json()
                     except ValueError as exc:
-                        reason, wait = f"page {page} is not JSON ({exc})", delay
+                        reason, wait = f"the answer is not JSON ({exc})", delay
                     else:
                         break
                 elif response.status_code == 401:
-                    raise ApiAuthError(f"the platform refused our token (401) for {self.path}; renew "
+                    raise ApiAuthError(f"{where}: the platform refused our token (401) for {self.path}; renew "
                                        "RURALWATCH_API_TOKEN with the data-sharing platform")
                 elif response.status_code == 404:
                     return None
@@ -123,12 +139,12 @@ class ApiClient:
                 elif response.status_code >= 500:
                     reason, wait = f"{response.status_code} from the platform", _retry_after(response, delay)
                 else:
-                    raise ApiError(f"the platform answered {response.status_code} for page {page} of "
-                                   f"{params['period']}: {response.text[:300]}")
+                    raise ApiError(f"{where}: the platform answered {response.status_code}: "
+                                   f"{response.text[:300]}")
             if attempt == self.config.max_attempts:
-                raise ApiError(f"page {page} of {params['period']} failed {attempt} times (last: {reason}); "
+                raise ApiError(f"{where} failed {attempt} times (last: {reason}); "
                                "pages fetched so far are kept and the next run resumes from here")
-            log.info("page %s: %s; retrying in %.1fs (attempt %s)", page, reason, wait, attempt)
+            log.info("%s: %s; retrying in %.1fs (attempt %s)", where, reason, wait, attempt)
             self.sleep(min(wait, self.config.backoff_cap_seconds))
             delay = min(delay * 2, self.config.backoff_cap_seconds)
         raise AssertionError("unreachable")
@@ -138,29 +154,30 @@ class ApiClient:
         spool = self._spool(feed, period)
         with httpx.Client(base_url=self.config.base_url, timeout=self.config.timeout_seconds,
                           headers={"Authorization": f"Bearer {self.config.token}"}) as client:
-            first = self._read_spooled(spool, 1) or self._fetch_and_spool(client, spool, period, 1)
+            first = self._read_spooled(spool, 1) or self._fetch_and_spool(client, feed, spool, period, 1)
             if first is None:
                 return None
             total = int(first["total"])
             pages = max(1, math.ceil(total / self.config.page_size))
             for page in range(2, pages + 1):
                 if self._read_spooled(spool, page) is None:
-                    got = self._fetch_and_spool(client, spool, period, page)
+                    got = self._fetch_and_spool(client, feed, spool, period, page)
                     if got is None:
-                        raise ApiError(f"page {page} of {period:%Y-%m} vanished (404) mid-pagination")
+                        raise ApiError(f"{feed} {period:%Y-%m} page {page} vanished (404) mid-pagination")
                     if int(got["total"]) != total:
                         self._clear(spool)
-                        raise ApiError(f"the period's total changed from {total} to {got['total']} while we "
-                                       "paged; the spool is cleared and the next run starts over")
+                        raise ApiError(f"{feed} {period:%Y-%m} page {page}: the period's total changed from "
+                                       f"{total} to {got['total']} while we paged; the spool is cleared and "
+                                       "the next run starts over")
         return self._assemble(feed, spool, period, pages, total, key_field)
 
-    def _fetch_and_spool(self, client, spool: Path, period: dt.date, page: int) -> dict | None:
-        body = self._get_page(client, period, page)
+    def _fetch_and_spool(self, client, feed: str, spool: Path, period: dt.date, page: int) -> dict | None:
+        body = self._get_page(client, feed, period, page)
         if body is None:
             return None
         for field in ("total", "items"):
             if field not in body:
-                raise ApiError(f"page {page} of {period:%Y-%m} has no {field!r}: not the documented answer")
+                raise ApiError(f"{feed} {period:%Y-%m} page {page} has no {field!r}: not the documented answer")
         tmp = spool / f"page_{page:06d}.json.part"
         tmp.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
         tmp.replace(spool / f"page_{page:06d}.json")
@@ -175,30 +192,46 @@ class ApiClient:
 
     @staticmethod
     def _clear(spool: Path) -> None:
-        for path in spool.glob("page_*.json"):
-            path.unlink()
+        # answered_at goes too: it belongs to the cleared page 1, and the next page 1 writes its own.
+        for pattern in ("page_*.json", "page_*.json.part", "*.api.jsonl", "answered_at"):
+            for path in spool.glob(pattern):
+                path.unlink(missing_ok=True)
 
     def _assemble(self, feed: str, spool: Path, period: dt.date, pages: int, total: int,
                   key_field: str) -> ApiDelivery:
         out = spool / f"{feed}_{period:%Y%m}.api.jsonl"
         digest = hashlib.sha256()
-        seen: set[str] = set()
+        keys: dict[str, int] = {}
+        short_or_long: list[str] = []
         rows = 0
         with open(out, "w", encoding="utf-8") as handle:
             for page in range(1, pages + 1):
-                for item in self._read_spooled(spool, page)["items"]:
+                items = self._read_spooled(spool, page)["items"]
+                expected = min(self.config.page_size, max(0, total - (page - 1) * self.config.page_size))
+                if len(items) != expected:
+                    short_or_long.append(f"page {page}: {len(items)} items, expected {expected}")
+                # Every item as delivered, repeats included: dropping a repeated key here would hide the
+                # department's defect from the gate and make the month's count disagree with `total`.
+                for item in items:
                     key = str(item.get(key_field))
-                    if key in seen:
-                        # Pages overlapped (the platform re-sorted between calls): keep the first copy.
-                        continue
-                    seen.add(key)
+                    keys[key] = keys.get(key, 0) + 1
                     line = json.dumps(item, ensure_ascii=False, sort_keys=True) + "\n"
                     handle.write(line)
                     digest.update(line.encode())
                     rows += 1
         if rows != total:
-            raise ApiError(f"assembled {rows} distinct rows of {period:%Y-%m} but the platform reported {total}; "
-                           "the spool is kept for inspection in " + str(spool))
+            # The pages disagree with each other (the platform re-sorted or changed the period between
+            # our calls); a resume would only mix the same inconsistent pages again, so start over.
+            self._clear(spool)
+            raise ApiError(f"{feed} {period:%Y-%m}: the pages held {rows} items but the platform reported a "
+                           f"total of {total} ({'; '.join(short_or_long[:5]) or 'no page stands out'}); the "
+                           "pages were inconsistent with each other, so the spool is cleared and the next run "
+                           "fetches every page again")
+        repeated = sum(1 for n in keys.values() if n > 1)
+        if repeated:
+            log.warning("%s %s: %s %s value(s) appear more than once among the %s items the platform exported; "
+                        "loaded as delivered, the quality gate's key_unique check escalates them",
+                        feed, f"{period:%Y-%m}", repeated, key_field, rows)
         answered = spool / "answered_at"
         answered_at = (dt.datetime.fromisoformat(answered.read_text()) if answered.exists()
                        else dt.datetime.now(dt.UTC))

@@ -211,16 +211,18 @@ class Loader:
             seen = self.conn.execute("select status from raw.deliveries where batch_id = %s", (batch_id,)).fetchone()
             if seen:
                 return DeliveryOutcome(feed.name, path.name, "seen", batch_id, reason=f"already recorded as {seen[0]}")
+            # Archived before the verdict, rejected or not: the assembled file lives in the API spool,
+            # which is cleared once the delivery is recorded, so the archive is its only lasting copy.
+            archived = self._archive(feed, path, delivery.sha256)
         try:
             with self.conn.transaction():
                 self._lock(feed)
-                archived = self._archive(feed, path, delivery.sha256)
                 return self._load_batch(feed, path, name, batch_id, delivery.sha256, delivery.answered_at,
                                         archived, channel="api")
         except DeliveryRejected as exc:
             with self.conn.transaction():
                 return self._record_rejected(feed, path, batch_id, delivery.sha256, name, delivery.answered_at,
-                                             None, str(exc), channel="api")
+                                             archived, str(exc), channel="api")
 
     # -- internals -------------------------------------------------------------------------------
     def _reject_unread(self, feed: Feed, path: Path, reason: str) -> DeliveryOutcome:

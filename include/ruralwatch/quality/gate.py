@@ -121,8 +121,14 @@ def validate_batch(feed: Feed, batch: Batch, checks: list[Check] | None = None) 
     import great_expectations as gx
 
     checks = checks if checks is not None else checks_for(feed)
+    from sqlalchemy.pool import NullPool
+
     context = _gx_context()
-    source = context.data_sources.add_postgres(name="warehouse", connection_string=db.warehouse_url())
+    # NullPool, and the engines closed when the suite has run: every validation makes its own engines,
+    # and a process gating many batches (a backfill, a Celery worker) otherwise kept each one's pooled
+    # connections until PostgreSQL refused new clients.
+    source = context.data_sources.add_postgres(name="warehouse", connection_string=db.warehouse_url(),
+                                               kwargs={"poolclass": NullPool})
     asset = source.add_query_asset(name=f"{feed.name}_batch", query=batch_query(feed, batch))
     batch_definition = asset.add_batch_definition_whole_table("batch")
     suite = context.suites.add(gx.ExpectationSuite(name=feed.name))
@@ -130,7 +136,11 @@ def validate_batch(feed: Feed, batch: Batch, checks: list[Check] | None = None) 
         suite.add_expectation(_expectation(check))
     validation = context.validation_definitions.add(
         gx.ValidationDefinition(name=f"{feed.name}_gate", data=batch_definition, suite=suite))
-    outcome = validation.run(result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_ROWS})
+    try:
+        outcome = validation.run(result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_ROWS})
+    finally:
+        source.get_execution_engine().close()
+        source.get_engine().dispose()
     by_fingerprint = {c.fingerprint: c for c in checks}
     results: list[CheckResult] = []
     for item in outcome.results:
