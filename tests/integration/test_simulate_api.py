@@ -1,6 +1,8 @@
 """The simulated data-sharing platform over real HTTP on 127.0.0.1: auth, paging, and its faults."""
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import http.client
 import json
 import urllib.error
@@ -123,3 +125,32 @@ def test_the_token_comes_from_the_environment_or_is_generated(data, monkeypatch)
     monkeypatch.delenv(TOKEN_ENV)
     with start_server(data) as one, start_server(data) as two:
         assert len(one.token) >= 20 and one.token != two.token
+
+
+def test_answers_carry_the_moment_the_platform_answered_which_is_the_truths_arrival(data):
+    """feeds.md: an API delivery arrives when the platform answered. The simulated platform answers a
+    month at one planned moment and says so in the Date header of every answer carrying the month's
+    items; the truth dates the API delivery by that same moment. Other answers carry the clock, also on
+    a kept-alive connection that has just served a page."""
+    truth = json.loads((data / "_truth" / "202611.json").read_text(encoding="utf-8"))
+    delivery = next(d for d in truth["deliveries"] if d["channel"] == "api")
+    arrival = dt.datetime.fromisoformat(delivery["arrival"])
+    assert delivery["on_time"] == (arrival <= dt.datetime.fromisoformat(delivery["due"]))
+    with start_server(data) as api:
+        for page in (1, 2, 10_000):
+            status, headers, _ = _get(api.url, f"?period={PERIOD}&page={page}&page_size=50", api.token)
+            assert status == 200 and email.utils.parsedate_to_datetime(headers["Date"]) == arrival
+        host, port = api.url.removeprefix("http://").split(":")
+        connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        try:
+            dates = []
+            for query in (f"period={PERIOD}", "period=2025-01"):
+                connection.request("GET", f"/api/v1/employment?{query}",
+                                   headers={"Authorization": f"Bearer {api.token}"})
+                response = connection.getresponse()
+                response.read()
+                dates.append((response.status, email.utils.parsedate_to_datetime(response.headers["Date"])))
+        finally:
+            connection.close()
+    assert dates[0] == (200, arrival)
+    assert dates[1][0] == 404 and abs((dates[1][1] - dt.datetime.now(dt.UTC)).total_seconds()) < 60

@@ -368,3 +368,86 @@ def test_lead_feedback_answers_the_pushed_leads(runs, tmp_path):
         answered += len(record["answered"])
         unknown += len(record["unknown"])
     assert unknown == 2 and 0.6 * len(leads) <= answered <= len(leads)
+
+
+# -- blank dates stay blank --------------------------------------------------------------------------
+_YES = {"是", "Y", "y", "1"}
+_NULL_CELLS = {"", "无", "/", "-"}
+_DATE_TEXT = re.compile(r"^(\d{4})(?:-|/|年)(\d{1,2})(?:-|/|月)(\d{1,2})日?$|^(\d{4})(\d{2})(\d{2})$")
+
+
+def _is_null(cell) -> bool:
+    return cell is None or (isinstance(cell, str) and (cell.strip() in _NULL_CELLS or cell.strip().lower() == "null"))
+
+
+def _date_of(cell) -> dt.date | None:
+    """A date cell in any accepted form (XLSX date cells and serials too); None for what is not a date."""
+    if isinstance(cell, dt.datetime):
+        return cell.date()
+    if isinstance(cell, (int, float)) and not isinstance(cell, bool):
+        return dt.date(1899, 12, 30) + dt.timedelta(days=int(cell))
+    match = _DATE_TEXT.match(str(cell).strip())
+    if not match:
+        return None
+    y, m, d = (int(g) for g in (match.groups()[:3] if match.group(1) else match.groups()[3:]))
+    try:
+        return dt.date(y, m, d)
+    except ValueError:
+        return None  # a planted impossible date
+
+
+def _readable_deliveries(runs):
+    for _, (root, manifests) in runs.items():
+        for manifest in manifests:
+            for d in manifest["deliveries"]:
+                if d["data_rows"] and d["structural"] not in ("unreadable_file", "undecodable_file"):
+                    yield root, d
+
+
+def test_blank_household_dates_stay_blank_in_the_roster(runs):
+    """识别纳入日期 belongs to 监测户 only and 风险消除日期 to households whose risk is eliminated; the
+    rest are blank cells (a null once came out as 1970-01-01)."""
+    monitored_dated = cleared_dated = 0
+    for root, d in _readable_deliveries(runs):
+        if d["feed"] != "rural_roster":
+            continue
+        grid = _grid(root, d)
+        header = grid[d["header_row"] - 1]
+        kind, included = _column_index(header, "户类型"), _column_index(header, "识别纳入日期")
+        risk, cleared = _column_index(header, "风险是否消除"), _column_index(header, "风险消除日期")
+        for row in grid[d["header_row"]:]:
+            if row[kind] != "监测户":
+                assert _is_null(row[included]), (d["file"], row)
+            else:
+                monitored_dated += not _is_null(row[included])
+            if str(row[risk] or "").strip() not in _YES:
+                assert _is_null(row[cleared]), (d["file"], row)
+            else:
+                cleared_dated += not _is_null(row[cleared])
+    assert monitored_dated > 50 and cleared_dated > 20
+
+
+def test_no_date_in_any_feed_lies_before_1990(runs):
+    """Every date cell of every delivery, in whatever form it is written: event and planned dates are
+    all recent; birth dates reach back further, but not to the epoch's 1900 floor."""
+    seen = 0
+    for root, d in _readable_deliveries(runs):
+        columns = [c.name for c in FEEDS[d["feed"]].columns if c.kind == "date"]
+        if not columns or d["format"] == "jsonl":
+            continue
+        grid = _grid(root, d)
+        header = grid[d["header_row"] - 1]
+        for column in columns:
+            try:
+                k = _column_index(header, column)
+            except ValueError:
+                continue  # a planted missing column
+            floor = dt.date(1900, 1, 1) if column == "出生日期" else dt.date(1990, 1, 1)
+            for row in grid[d["header_row"]:]:
+                if _is_null(row[k]):
+                    continue
+                day = _date_of(row[k])
+                if day is not None:
+                    assert day >= floor, (d["file"], column, row[k])
+                    seen += 1
+    assert seen > 10_000

@@ -268,3 +268,20 @@ def test_structural_breaks_reject_and_same_bytes_are_duplicates(landing):
     assert status["hotline_tickets/hotline_tickets_202611_v2.csv"] == ("rejected", "missing_required_column")
     assert status["hotline_tickets/hotline_tickets_202611.csv"][0] == "live"
     assert status["water_supply/rural_roster_202611_v3.csv"] == ("rejected", "folder_name_mismatch")
+
+
+def test_deaths_accept_an_area_code_at_any_level(landing):
+    """feeds.md asks a village code only of the roster, assistance, housing and water feeds: a death may
+    be registered with a town or county code, or none, and is neither flagged nor lost for it."""
+    root, people = landing
+    _write(root, "civil_affairs_deaths", ["身份证号", "姓名", "死亡日期", "行政区划代码"], [
+        [people["g1"], "癸", "2026年11月2日", TOWN],
+        [people["outsider"], "子", "2026-11-03", "990101000000"],
+        [people["e1"], "庚", "2026-11-04", ""],
+        [people["a1"], "甲", "2026-11-05", "990101101"],  # not 12 digits: malformed at any level
+    ])
+    truth = _evaluate(root)
+    flags = truth["parsed"]["civil_affairs_deaths/civil_affairs_deaths_202611.csv"]["flags"]
+    assert flags == [(4, "行政区划代码", "area_malformed")]
+    assert _leads(truth, "W07") == {("household", "H7"), ("household", "H5"), ("household", "H1"),
+                                    ("person", people["outsider"])}

@@ -5,6 +5,11 @@ GET /api/v1/employment?period=YYYY-MM&page=N&page_size=M with `Authorization: Be
 file order, so page k holds lines (k-1)*M+1 .. k*M). Faults for the warehouse's tests: 401 for a bad
 token, 429 with Retry-After and 503 at settable rates (one seeded draw per authorised request, so a
 seed replays the same sequence), and a connection dropped mid-pagination after every N pages served.
+
+An API delivery arrives when the platform answered (feeds.md). In the simulated city the platform
+answers a month at one moment, fixed by the generator (the mtime of the month's _api file): every answer
+that carries the month's items says so in its HTTP `Date` header, and the truth's arrival of the API
+delivery is that same moment (answer_time). Other answers (401, 404, 429, ...) carry the wall clock.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import secrets
 import socket
 import threading
 from dataclasses import dataclass
+from email.utils import formatdate
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -40,11 +46,19 @@ class Faults:
     seed: int = 0
 
 
+def answer_time(path: Path) -> int:
+    """When the platform answers for the month of an _api file (Unix seconds): the file's mtime, which
+    the generator sets to the moment it planned. The truth's arrival and the server's `Date` both come
+    from here."""
+    return int(os.stat(path).st_mtime)
+
+
 class _Period:
     """One month's items, served by seeking to line offsets instead of holding every item in memory."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.answered = answer_time(path)
         offsets = [0]
         with path.open("rb") as handle:
             for line in handle:
@@ -113,7 +127,16 @@ class _Handler(BaseHTTPRequestHandler):
     server: EmploymentServer
     protocol_version = "HTTP/1.1"
 
+    _answered: int | None = None    # the simulated moment this answer is sent at, when it carries a month
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The `Date` header: the month's answer time for an answer carrying its items, else the clock."""
+        if timestamp is None and self._answered is not None:
+            return formatdate(self._answered, usegmt=True)
+        return super().date_time_string(timestamp)
+
     def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
+        self._answered = None  # one handler serves every request of a kept-alive connection
         url = urlsplit(self.path)
         if url.path != PATH:
             return self._error(HTTPStatus.NOT_FOUND, f"no such resource: {url.path}; use {PATH}")
@@ -148,6 +171,7 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         items = period.items((page - 1) * size, page * size)
         body = {"period": period_text, "page": page, "page_size": size, "total": period.total, "items": items}
+        self._answered = period.answered
         return self._json(HTTPStatus.OK, body)
 
     def _error(self, status: HTTPStatus, message: str, headers: dict[str, str] | None = None) -> None:

@@ -87,6 +87,13 @@ def _dates(days: list[int]) -> np.ndarray:
     return np.where(values >= 0, values, NULL)
 
 
+def _or_null(present: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """int64 values where present, else NULL. The widening comes first: the city keeps its dates and
+    amounts in narrower integers, where np.where would wrap NULL (int64's minimum) to 0 — a blank date
+    written as 1970-01-01."""
+    return np.where(present, np.asarray(values, dtype=np.int64), NULL)
+
+
 def _village_code(city: City, households: np.ndarray) -> np.ndarray:
     return city.geo.village_codes[city.households.village[households]]
 
@@ -140,9 +147,9 @@ def _roster_chunk(ctx: Context, idx: np.ndarray, size: np.ndarray) -> Chunk:
         "行政区划代码": _village_code(city, h),
         "户类型": np.array(KINDS, dtype=object)[kind],
         "监测对象类别": np.where(monitored, np.array(CATEGORIES + ("",), dtype=object)[hh.category[h]], None),
-        "识别纳入日期": np.where(monitored, hh.included[h], NULL).astype(np.int64),
+        "识别纳入日期": _or_null(monitored, hh.included[h]),
         "风险是否消除": risk,
-        "风险消除日期": np.where(monitored & hh.cleared[h], hh.cleared_on[h], NULL).astype(np.int64),
+        "风险消除日期": _or_null(monitored & hh.cleared[h], hh.cleared_on[h]),
         "是否易地搬迁": hh.relocated[h].astype(np.int8),
         "劳动技能": np.array(LABOUR, dtype=object)[p.labour[idx]],
         "就业意愿": np.where(p.willing_known[idx], p.willing[idx].astype(np.int8), -1).astype(np.int8),
@@ -257,8 +264,13 @@ def civil_affairs_deaths(ctx: Context) -> Iterator[Chunk]:
     p = city.persons
     idx = np.flatnonzero(p.death_month == month)
     idx = idx[np.argsort(p.death[idx], kind="stable")]
-    area = _village_code(city, p.hh[idx])
-    area = np.where(idlib_hash(p.pid[idx]) % 10 == 0, 0, area)  # the area is optional and sometimes left out
+    # feeds.md asks no level of this feed's optional area code: the registry office records the
+    # village mostly, sometimes only the town or the county, and sometimes leaves it out.
+    geo, village = city.geo, city.households.village[p.hh[idx]]
+    pick = idlib_hash(p.pid[idx]) % 20
+    area = np.select([pick % 10 == 0, (pick % 10 == 1) | (pick % 10 == 2), pick == 3],
+                     [0, geo.town_codes[geo.village_town[village]], geo.county_codes[geo.village_county[village]]],
+                     geo.village_codes[village]).astype(np.int64)
     yield Chunk(n=len(idx), data={
         "身份证号": p.pid[idx].copy(), "姓名": person_names(city, idx), "死亡日期": p.death[idx].astype(np.int64),
         "行政区划代码": area,
@@ -283,8 +295,8 @@ def health_insurance_enrollment(ctx: Context) -> Iterator[Chunk]:
             "身份证号": p.pid[idx].copy(), "姓名": person_names(city, idx),
             "参保年度": np.where(state == 4, year - 1, year).astype(np.int64),
             "参保状态": status,
-            "个人缴费": np.where(paying, 40_000 - subsidy, NULL).astype(np.int64),
-            "资助缴费": np.where(paying & (subsidy > 0), subsidy, NULL).astype(np.int64),
+            "个人缴费": _or_null(paying, 40_000 - subsidy),
+            "资助缴费": _or_null(paying & (subsidy > 0), subsidy),
         })
 
 
@@ -310,7 +322,7 @@ def health_medical_claims(ctx: Context) -> Iterator[Chunk]:
         day = first + (rng.random(n) * (last_day + 1)).astype(np.int64)
         stay = rng.integers(1, 21, n)
         visit = np.where(kind == 2, day - stay, day)
-        discharge = np.where(kind == 2, day, NULL)
+        discharge = _or_null(kind == 2, day)
         helped = (p.assist_active[who] & (p.assist[who] <= 1)) | (hh.kind[p.hh[who]] == MONITORED)
         on_list = hh.kind[p.hh[who]] != OFF_ROSTER
         total, basic, serious, aid, own = _claim_amounts(rng, kind, helped, on_list)
@@ -426,7 +438,7 @@ def education_students(ctx: Context) -> Iterator[Chunk]:
             "身份证号": p.pid[idx].copy(), "姓名": person_names(city, idx), "学校名称": _school_names(city, idx),
             "学段": np.array(STAGES, dtype=object)[stage], "年级": grade,
             "学籍状态": np.array(SCHOOL_STATUS, dtype=object)[p.school_status[idx]],
-            "资助项目": np.where(aided, item, None), "资助金额": np.where(aided, amount, NULL),
+            "资助项目": np.where(aided, item, None), "资助金额": _or_null(aided, amount),
             "学年": np.full(len(idx), start, dtype=np.int64),
         })
 
@@ -469,7 +481,7 @@ def hrss_employment(ctx: Context) -> Iterator[Chunk]:
             "就业状态": np.where(employed, "已就业", "未就业").astype(object),
             "就业形式": np.where(employed, np.array(JOB_FORMS + ("",), dtype=object)[form], None),
             "就业地点": _job_places(city, idx),
-            "月均工资": np.where(employed, p.wage[idx].astype(np.int64) * 100, NULL),
+            "月均工资": _or_null(employed, p.wage[idx].astype(np.int64) * 100),
             "本年务工月数": p.work_months[idx].astype(np.int64),
             "公益性岗位工资发放至": np.where(welfare, p.paid_to[idx], -1).astype(np.int64),
         })
@@ -488,7 +500,7 @@ def hrss_pension_enrollment(ctx: Context) -> Iterator[Chunk]:
         yield Chunk(n=len(idx), data={
             "身份证号": p.pid[idx].copy(), "姓名": person_names(city, idx),
             "参保状态": np.array(PENSION, dtype=object)[state],
-            "缴费档次": np.where(paying, tier * 100, NULL),
+            "缴费档次": _or_null(paying, tier * 100),
             "政府代缴": np.where(paying, (roster & (tier == 100)).astype(np.int8), -1).astype(np.int8),
         })
 
@@ -509,7 +521,7 @@ def housing_safety(ctx: Context) -> Iterator[Chunk]:
             "行政区划代码": _village_code(city, h),
             "鉴定等级": np.array(GRADES, dtype=object)[grade], "鉴定日期": hh.assessed_on[h].astype(np.int64),
             "改造状态": np.array(REBUILD, dtype=object)[status],
-            "竣工日期": np.where(status == REBUILT, hh.rebuilt_on[h], NULL).astype(np.int64),
+            "竣工日期": _or_null(status == REBUILT, hh.rebuilt_on[h]),
         })
         bad = np.flatnonzero(grade >= 2)
         for i in _pick(ctx.rng, bad, ctx.preset.rate("cd_house_no_rebuild_needed")).tolist():

@@ -7,6 +7,7 @@ Chinese terms); -1 means "none".
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -200,7 +201,9 @@ def _compose(rng: np.random.Generator, sizes: np.ndarray):
     n_hh = len(sizes)
     head_age = np.clip(rng.normal(54, 13, n_hh), 22, 92)
     head_male = rng.random(n_hh) < 0.86
-    draws = rng.random((n_hh, 24)).tolist()
+    # Drawn at once (the stream stays what it was) but turned into Python floats a block at a time: as
+    # one nested list, a million persons' draws would take a quarter of a gigabyte.
+    draws = _rows(rng.random((n_hh, 24)))
     hh_of: list[int] = []
     role: list[int] = []
     age: list[float] = []
@@ -245,6 +248,11 @@ def _compose(rng: np.random.Generator, sizes: np.ndarray):
             k += 1
     return (np.array(hh_of, dtype=np.int32), np.array(role, dtype=np.int8), np.array(age),
             np.array(male, dtype=bool))
+
+
+def _rows(array: np.ndarray, block: int = 4096) -> Iterator[list[float]]:
+    for start in range(0, len(array), block):
+        yield from array[start:start + block].tolist()
 
 
 def _assign_ids(rng: np.random.Generator, county6: np.ndarray, birth: np.ndarray, male: np.ndarray,

@@ -16,7 +16,7 @@ import csv
 import datetime as dt
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -401,8 +401,20 @@ class AreaBook:
 
 
 # -- one delivery ----------------------------------------------------------------------------------------
-def read_delivery(path: Path, feed: Feed, month: int, areas: AreaBook) -> Parsed:
-    """Read and normalise one delivery; raises Rejected for a structural break."""
+# The columns the feed-level consistency rules read (besides the key and the resident ID columns).
+CONSISTENCY_COLUMNS = {
+    "rural_roster": ("户编号", "与户主关系", "家庭人口数", "家庭年纯收入", "出生日期", "性别"),
+    "health_medical_claims": ("医疗总费用", "基本医保支付", "大病保险支付", "医疗救助支付", "个人自付", "就诊日期", "出院日期"),
+    "housing_village_environment": ("卫生厕所户数", "总户数"),
+    "water_supply": ("自来水入户户数", "总户数", "本月断水天数"),
+    "housing_safety": ("鉴定等级", "改造状态"),
+}
+
+
+def read_delivery(path: Path, feed: Feed, month: int, areas: AreaBook, keep: Collection[str] | None = None) -> Parsed:
+    """Read and normalise one delivery; raises Rejected for a structural break. Every cell is checked;
+    with `keep`, only those columns stay in Parsed.columns, and the others are not even held while the
+    file is read (a roster's 姓名 alone is a million strings)."""
     if path.suffix == ".xlsx":
         header_row, header, chunks = _read_xlsx(path, feed)
     elif path.suffix == ".jsonl":
@@ -426,14 +438,19 @@ def read_delivery(path: Path, feed: Feed, month: int, areas: AreaBook) -> Parsed
         raise Rejected("missing_required_column", ", ".join(missing))
     period_end = periods.to_days(periods.last_day(month))
     parsed = Parsed(feed=feed, header_row=header_row, columns={}, rows=0, extra_columns=extra, units=units)
-    pieces: dict[str, list[np.ndarray]] = {name: [] for name in position}
+    held = set(position)
+    if keep is not None:
+        held &= {*keep, *feed.key, *feed.id_columns, *CONSISTENCY_COLUMNS.get(feed.name, ())}
+    pieces: dict[str, list[np.ndarray]] = {name: [] for name in position if name in held}
     offset = 0
     xlsx = path.suffix == ".xlsx"
     for columns in chunks:
         for name, k in position.items():
             column = known[name]
             value, reason = _normalise(columns[k], column, feed, areas, units, xlsx, period_end)
-            pieces[name].append(value)
+            if name in held:
+                pieces[name].append(value)
+            del value
             for i in np.flatnonzero(reason != "").tolist():
                 r = reason[i]
                 if r == "null":
@@ -447,10 +464,14 @@ def read_delivery(path: Path, feed: Feed, month: int, areas: AreaBook) -> Parsed
     parsed.rows = offset
     if offset == 0 and not feed.event:
         raise Rejected("header_only_snapshot", "a snapshot with a header and no rows")
-    for name, parts in pieces.items():
+    for name in list(pieces):
+        parts = pieces.pop(name)  # each column's chunks go as soon as they are joined
         parsed.columns[name] = np.concatenate(parts) if parts else np.array([], dtype=object)
+        del parts
     _usable(parsed)
     consistency(parsed, month)
+    if keep is not None:
+        parsed.columns = {name: values for name, values in parsed.columns.items() if name in keep}
     return parsed
 
 
@@ -478,7 +499,7 @@ def _normalise(raw: np.ndarray, column: Column, feed: Feed, areas: AreaBook, uni
             values[negative] = np.nan
         return values, reason
     if kind == "yesno":
-        return _by_value(raw, _yesno_one, np.int64, -1)
+        return _by_value(raw, _yesno_one, np.int8, -1)
     if kind == "area":
         village = feed.area_level == "village"
         return _by_value(raw, lambda v: areas.one(v, village), np.int64, 0)

@@ -65,7 +65,7 @@ FEEDS: dict[str, Feed] = {f.name: f for f in (
     Feed("civil_affairs_deaths", "民政局", "{y}年{m}月死亡火化登记", (
         C("身份证号", "id", True), C("姓名", "text", True), C("死亡日期", "date", True, event=True, plant=False),
         C("行政区划代码", "area"),
-    ), key=("身份证号",), event=True, area_level="village",
+    ), key=("身份证号",), event=True, area_level="any",  # feeds.md names no level: any (blank allowed)
         formats=(("csv:gbk", 0.5), ("csv:utf-8-sig", 0.3), ("csv:utf-8", 0.2))),
     Feed("health_insurance_enrollment", "医保局", "{y}年城乡居民医保参保登记", (
         C("身份证号", "id", True), C("姓名", "text", True), C("参保年度", "year", True, plant=False),

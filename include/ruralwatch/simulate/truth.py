@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from . import periods
+from .api import answer_time
 from .geography import CITY_CODE
 from .ids import check_char
 from .readback import NO_DAY, AreaBook, Parsed, Rejected, parse_name, read_delivery, reference_rows
@@ -43,6 +44,8 @@ TRUTH_COLUMNS = {
     "lead_feedback": ("线索编号", "核实结果", "核实日期"),
 }
 LABOUR_FORCE = ("普通劳动力", "技能劳动力", "弱劳动力或半劳动力")
+# What the person rules read of a roster row once its household's fields are in the household table.
+PERSON_COLUMNS = ("户编号", "身份证号", "行政区划代码", "劳动技能", "就业意愿", "age", "dead", "hh_kind", "hh_reloc")
 
 INTERPRETATIONS = (
     "A delivery's status: rejected (name, folder, encoding, readability, required column, header-only "
@@ -70,7 +73,9 @@ INTERPRETATIONS = (
     "I09, I16 and the person-based indicators count roster persons (脱贫人口 and 监测对象) only.",
     "I19: a feed-month is delivered on time when an accepted (not rejected, not duplicate) delivery of it "
     "arrived by the end of the 5th of the following month, China Standard Time; an API month arrives when "
-    "the platform published it (the mtime of its _api file). Quarantine does not make a delivery late.",
+    "the platform answered: the simulated platform answers a month at one moment, which its server sends as "
+    "the HTTP Date of every answer carrying the month's items (it is also the mtime of the month's _api "
+    "file). Quarantine does not make a delivery late.",
     "I12-I14, I21: village-keyed rows; I15, I22, I23: rows placed by their own area code (blank: city).",
     "Towns and villages with nothing to count are omitted; the city and every county are always present.",
 )
@@ -128,6 +133,9 @@ class Oracle:
             self._classify(d, month)
         live = self._live(month, deliveries)
         self._cross_feed(live)
+        for d in deliveries:  # only the live tables are computed on; the others keep their findings
+            if d.parsed is not None and live.get(d.feed) is not d:
+                d.parsed.columns = {}
         truth = self._compute(month, live)
         truth["deliveries"] = [self._delivery_record(d, live) for d in deliveries]
         truth["parsed"] = {d.rel: {"flags": d.parsed.flags, "notes": d.parsed.notes,
@@ -142,16 +150,18 @@ class Oracle:
 
     def _describe(self, path: Path) -> Delivery:
         rel = path.relative_to(self.landing).as_posix()
-        data = path.read_bytes()
+        with path.open("rb") as handle:  # in blocks: the API's month of a million persons is 150 MB
+            sha256 = hashlib.file_digest(handle, "sha256").hexdigest()
         name = parse_name(path) if not path.name.endswith(".jsonl") else None
         channel = "api" if path.parent.name == "_api" else "file"
         if channel == "api":
             feed, _, label = path.stem.rpartition("_")
             name_month = periods.parse_month(label)
-            return Delivery(path, rel, feed, name_month, 1, channel, os.stat(path).st_mtime,
-                            hashlib.sha256(data).hexdigest())
+            # An API delivery arrives when the platform answered: the moment its answers for the month
+            # carry in their Date header (api.answer_time), not when some file appeared.
+            return Delivery(path, rel, feed, name_month, 1, channel, float(answer_time(path)), sha256)
         return Delivery(path, rel, name.feed if name else None, name.month if name else None,
-                        name.version if name else 1, channel, os.stat(path).st_mtime, hashlib.sha256(data).hexdigest())
+                        name.version if name else 1, channel, os.stat(path).st_mtime, sha256)
 
     def _classify(self, d: Delivery, month: int) -> None:
         folder = d.path.parent.name
@@ -168,14 +178,15 @@ class Oracle:
             return
         seen[d.sha256] = d.rel
         try:
-            d.parsed = read_delivery(d.path, FEEDS[d.feed], d.month, self.areas)
+            d.parsed = read_delivery(d.path, FEEDS[d.feed], d.month, self.areas, keep=TRUTH_COLUMNS[d.feed])
         except Rejected as error:
             d.status, d.reason, d.detail = "rejected", error.reason, error.detail
             return
         d.rows = d.parsed.rows
         d.unusable = d.parsed.unusable
-        keep = TRUTH_COLUMNS[d.feed]
-        d.parsed.columns = {k: v for k, v in d.parsed.columns.items() if k in keep}
+        for name, values in d.parsed.columns.items():
+            if values.dtype == object:
+                d.parsed.columns[name] = _Coded.of(values)
         if d.rows and d.unusable / d.rows > self.thresholds.quarantine_share:
             d.status, d.reason = "quarantined", "unusable_rows_over_threshold"
 
@@ -248,7 +259,10 @@ class Oracle:
         t = self.thresholds
         period_end = periods.last_day(month)
         end_days = periods.to_days(period_end)
-        frames = {feed: _frame(d.parsed) for feed, d in live.items()}
+        frames = {}
+        for feed, d in live.items():
+            frames[feed] = _frame(d.parsed)
+            d.parsed.columns = {}  # the frame holds the usable rows; the full columns are not needed again
         missing = sorted(set(MONTHLY) - set(frames))
 
         deaths = frames.get("civil_affairs_deaths")
@@ -270,19 +284,22 @@ class Oracle:
 
         if roster is not None:
             r = roster
-            r["age"] = _ages(r["身份证号"].to_numpy(), period_end)
+            r["age"] = _ages(r["身份证号"].to_numpy(), period_end).astype(np.int16)
             r["dead"] = r["身份证号"].isin(dead)
             ref = reference_rows(r["户编号"], r["与户主关系"].eq("户主").to_numpy())
             hh = r.iloc[np.unique(ref)].set_index("户编号", drop=False)
             hh["kind"] = hh["户类型"]
             hh["risk_cleared"] = hh["风险是否消除"].eq(1) & hh["kind"].eq("监测户")
             hh["skip"] = hh["kind"].eq("监测户") & ~hh["risk_cleared"]
-            r["hh_kind"] = r["户编号"].map(hh["kind"]).to_numpy()
+            r["hh_kind"] = pd.Categorical(r["户编号"].map(hh["kind"]))
             r["hh_reloc"] = r["户编号"].map(hh["是否易地搬迁"]).eq(1).to_numpy()
             latest = r.drop_duplicates("身份证号").set_index("身份证号")["户编号"]
             self.last_household = pd.concat([self.last_household[~self.last_household.index.isin(latest.index)],
                                              latest])
+            del latest
             roster_keys = pd.Index(r["身份证号"].unique())
+            # The household fields now live in hh: person rows keep what the person rules read.
+            r = frames["rural_roster"] = roster = r[[c for c in PERSON_COLUMNS if c in r.columns]]
 
             students = frames.get("education_students")
             in_school = pd.Index(students.loc[students["学籍状态"].eq("在读"), "身份证号"]) if students is not None else None
@@ -320,6 +337,7 @@ class Oracle:
             area.ratio(indicators, "I02.households", monitored["行政区划代码"], monitored["risk_cleared"], 1)
             cleared_people = mon_people["户编号"].map(monitored["risk_cleared"]).fillna(False).astype(bool)
             area.ratio(indicators, "I02.persons", mon_people["行政区划代码"], cleared_people, 1)
+            del mon_people, cleared_people
             # I03 / I04
             freed = hh[hh["kind"].eq("脱贫户") & hh["家庭年纯收入"].notna() & hh["家庭人口数"].notna()]
             area.ratio(indicators, "I03", freed["行政区划代码"], freed["家庭年纯收入"], freed["家庭人口数"])
@@ -338,6 +356,8 @@ class Oracle:
                 zero_hh = hh.loc[hh.index.isin(zero)]
                 area.count(indicators, "I07", zero_hh["行政区划代码"])
                 leads += _household_leads("W04", zero_hh[~zero_hh["skip"]], area)
+                del moved_force, by_household
+            del force
             # I08
             enrol = frames.get("health_insurance_enrollment")
             if enrol is not None:
@@ -349,6 +369,7 @@ class Oracle:
                 adults = alive[(alive["age"] >= 16).to_numpy() & ~alive["身份证号"].isin(in_school).to_numpy()]
                 covered = pension.loc[pension["参保状态"].isin(["参保缴费", "待遇领取"]), "身份证号"]
                 area.ratio(indicators, "I09", adults["行政区划代码"], adults["身份证号"].isin(covered), 1)
+                del adults
             # I10 / W03
             if dropouts is not None:
                 evaluated.append("W03")
@@ -356,6 +377,7 @@ class Oracle:
                 area.count(indicators, "I10", out.loc[~out["dead"].to_numpy(), "行政区划代码"])
                 w03 = hh.loc[hh.index.isin(out["户编号"].unique())]
                 leads += _household_leads("W03", w03[~w03["skip"]], area)
+                del out
             # I11 / W05
             housing = frames.get("housing_safety")
             if housing is not None:
@@ -371,6 +393,7 @@ class Oracle:
                                         & assistance["救助类型"].isin(["农村低保", "特困供养"]), "身份证号"]
                 people = alive.drop_duplicates("身份证号")
                 area.count(indicators, "I16", people.loc[people["身份证号"].isin(backed).to_numpy(), "行政区划代码"])
+                del people
             # W01
             evaluated.append("W01")
             per_capita = hh["家庭年纯收入"] / hh["家庭人口数"].where(hh["家庭人口数"] > 0)
@@ -445,9 +468,12 @@ class Oracle:
         window = [m for m in range(month - 11, month + 1) if m in self.out_of_pocket]
         costs = pd.concat([self.out_of_pocket[m] for m in window]).groupby(level=0).sum() if window else pd.Series(dtype=float)
         members = r[["身份证号", "户编号"]].drop_duplicates("身份证号")
-        current = set(members["身份证号"].tolist())
-        extra = [(k, self.last_household[k]) for k, m in self.deaths.items()
-                 if month - 11 <= m <= month and k not in current and k in self.last_household.index]
+        # The few deaths of the window are looked up in the roster's million keys, not the other way
+        # round: no hash table of a million keys (or a Python set of them) for a few hundred look-ups.
+        recent = [k for k, m in self.deaths.items() if month - 11 <= m <= month]
+        current = set(members.loc[members["身份证号"].isin(recent).to_numpy(), "身份证号"].tolist())
+        last = self.last_household[self.last_household.index.isin(recent)]
+        extra = [(k, last[k]) for k in recent if k not in current and k in last.index]
         if extra:
             members = pd.concat([members, pd.DataFrame(extra, columns=["身份证号", "户编号"])])
         members = members.assign(cost=members["身份证号"].map(costs).fillna(0.0))
@@ -627,6 +653,25 @@ def _w09(tickets: pd.DataFrame, roster_keys: pd.Index, area: _Areas) -> list[dic
         elif status != "已办结":
             leads[("ticket", number)] = _lead("W09", "ticket", number, code, area)
     return list(leads.values())
+
+
+@dataclass
+class _Coded:
+    """A text column of few distinct values, held as a small integer per row between reading the delivery
+    and building its frame (a pointer per cell adds up over a month's million-row feeds). Indexing gives
+    back the original values, None for a null."""
+    codes: np.ndarray
+    values: np.ndarray
+
+    @staticmethod
+    def of(values: np.ndarray) -> np.ndarray | _Coded:
+        codes, uniques = pd.factorize(values)
+        if len(uniques) > 1_000:
+            return values
+        return _Coded(codes.astype(np.int16), np.array([*uniques.tolist(), None], dtype=object))
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        return self.values[self.codes[rows]]
 
 
 def _frame(parsed: Parsed) -> pd.DataFrame:
