@@ -118,6 +118,11 @@ def load(
                            + (f" (failed: {', '.join(result['failed'])})" if result["failed"] else ""))
 
 
+def _terminal_echo(line: str) -> None:
+    # The terminal itself: while DAGs run, sys.stdout is their log file (runner.task_logs_to).
+    print(line, file=sys.__stdout__, flush=True)
+
+
 @app.command()
 def run(
     landing: Path = typer.Option(None, help="landing folder (default: RURALWATCH_LANDING)"),
@@ -126,7 +131,7 @@ def run(
 ) -> None:
     """Run data months through every DAG exactly as the scheduler would (dag.test), with a summary."""
     from ruralwatch import settings
-    from ruralwatch.orchestration.runner import run_month
+    from ruralwatch.orchestration.runner import run_month, task_logs_to
     from ruralwatch.pipeline import month_range, parse_month
 
     if bool(month) == bool(months):
@@ -134,8 +139,10 @@ def run(
     landing = landing or settings.landing_dir()
     wanted = month_range(months) if months else [parse_month(month)]
     for data_month in wanted:
-        typer.echo(f"== {data_month:%Y-%m} from {landing}")
-        run_month(landing, data_month, echo=typer.echo)
+        log_file = settings.LOCAL_DIR / "logs" / f"run-{data_month:%Y%m}.log"
+        typer.echo(f"== {data_month:%Y-%m} from {landing} (task logs: {log_file})")
+        with task_logs_to(log_file):
+            run_month(landing, data_month, echo=_terminal_echo)
     from ruralwatch.demo import print_month_summary
 
     print_month_summary(wanted[-1])
@@ -149,10 +156,14 @@ def backfill(
     """Load and gate every month of a range, build once, publish each month (same marts as one by one)."""
     from ruralwatch import settings
     from ruralwatch.orchestration.runner import backfill as run_backfill
+    from ruralwatch.orchestration.runner import task_logs_to
     from ruralwatch.pipeline import month_range
 
     wanted = month_range(months)
-    run_backfill(landing or settings.landing_dir(), wanted, echo=typer.echo)
+    log_file = settings.LOCAL_DIR / "logs" / f"backfill-{wanted[0]:%Y%m}-{wanted[-1]:%Y%m}.log"
+    typer.echo(f"task logs: {log_file}")
+    with task_logs_to(log_file):
+        run_backfill(landing or settings.landing_dir(), wanted, echo=_terminal_echo)
     from ruralwatch.demo import print_month_summary
 
     print_month_summary(wanted[-1])

@@ -6,9 +6,7 @@ run is read from the warehouse itself (raw.deliveries), not from a state file.
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import logging
 import os
 import sys
 import time
@@ -25,17 +23,6 @@ console = Console(file=sys.__stdout__)
 DEMO_MONTHS = "2026-10:2027-03"
 DEMO_PERSONS = 2000
 DEMO_SEED = 2026
-
-
-def _quiet_logs(log_file: Path) -> None:
-    """Task logs go to a file; the terminal shows our progress lines only."""
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
-    handler = logging.FileHandler(log_file, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
 
 
 def demo_landing() -> Path:
@@ -73,7 +60,7 @@ def next_month_to_run(landing: Path) -> dt.date:
 
 def run_demo(month: dt.date | None = None) -> None:
     from ruralwatch import db
-    from ruralwatch.orchestration.runner import run_month
+    from ruralwatch.orchestration.runner import run_month, task_logs_to
 
     started = time.monotonic()
     landing = demo_landing()
@@ -82,7 +69,6 @@ def run_demo(month: dt.date | None = None) -> None:
     ensure_city(landing)
     month = month or next_month_to_run(landing)
     log_file = settings.LOCAL_DIR / "logs" / f"demo-{month:%Y%m}.log"
-    _quiet_logs(log_file)
     console.rule(f"[bold]防返贫动态监测 · demo month {month:%Y-%m}")
     console.print(f"warehouse: {redact(url)} ({where})")
     console.print(f"landing folder: {landing}")
@@ -95,8 +81,7 @@ def run_demo(month: dt.date | None = None) -> None:
         os.environ["RURALWATCH_API_TOKEN"] = api.token
         console.print(f"data-sharing API (simulated): {api.endpoint}")
         try:
-            with open(log_file, "a", encoding="utf-8") as task_log, \
-                    contextlib.redirect_stdout(task_log), contextlib.redirect_stderr(task_log):
+            with task_logs_to(log_file):
                 run_month(landing, month, echo=lambda line: console.print(f"[green]✓[/] {line}"))
         finally:
             os.environ.pop("RURALWATCH_API_BASE_URL", None)

@@ -49,6 +49,17 @@ def test_every_page_is_fetched_and_assembled_once(city, tmp_path):
     assert client.requests_made == pages
 
 
+def test_the_delivery_is_dated_by_when_the_platform_answered(city, tmp_path):
+    from ruralwatch.simulate.api import answer_time, start_server
+
+    answered = answer_time(city / "_api" / f"{FEED}_{MONTH:%Y%m}.jsonl")
+    with start_server(city) as api:
+        delivery = _client(api, tmp_path).fetch(FEED, MONTH, key_field="身份证号")
+    # The platform's own answer time (its Date header), not the moment this test ran.
+    assert delivery.answered_at == dt.datetime.fromtimestamp(answered, dt.UTC)
+    assert abs((dt.datetime.now(dt.UTC) - delivery.answered_at).total_seconds()) > 60
+
+
 def test_a_bad_token_is_a_clear_401_error(city, tmp_path):
     from ruralwatch.feeds.api import ApiAuthError
     from ruralwatch.simulate.api import start_server

@@ -140,31 +140,17 @@ def indicator_mismatches(conn: psycopg.Connection, truth: dict) -> list[str]:
 
 
 def expected_timeliness(conn: psycopg.Connection, truth: dict) -> dict[str, tuple[int, int]]:
-    """I19 per department (and 全部门) from the truth's feed-by-feed timeliness. One reading differs on
-    purpose: feeds.md dates an API delivery by when the platform answered — when this test fetched
-    it — where the simulator dates it by when it published the month's file. So a month that came only
-    by API is on time when our fetch was before its due day."""
+    """I19 per department (and 全部门) from the truth's feed-by-feed timeliness. An API delivery is dated
+    by when the platform answered (feeds.md): the client takes the simulated platform's Date header,
+    which is the truth's arrival, so the truth's on_time holds for both channels."""
     from ruralwatch.feeds.registry import load_registry
 
     departments = {f.name: f.department.name for f in load_registry()}
-    period = dt.date.fromisoformat(truth["month"] + "-01")
-    due = dt.datetime.combine(dt.date(period.year + period.month // 12, period.month % 12 + 1, 6), dt.time(0),
-                              dt.timezone(dt.timedelta(hours=8)))
     counts: dict[str, list[int]] = {}
     for feed, row in truth["timeliness"].items():
-        on_time = row["on_time"]
-        api_months = [d for d in truth["deliveries"] if d["feed"] == feed and d["channel"] == "api"
-                      and d["status"] in ("live", "superseded", "quarantined")]
-        if api_months:
-            files_on_time = any(d["on_time"] for d in truth["deliveries"] if d["feed"] == feed
-                                and d["channel"] == "file" and d["status"] in ("live", "superseded", "quarantined"))
-            fetched = conn.execute("select min(arrived_at) from raw.deliveries where feed = %s and data_month = %s "
-                                   "and channel = 'api' and status in ('loaded', 'superseded', 'quarantined')",
-                                   (feed, period)).fetchone()[0]
-            on_time = files_on_time or (fetched is not None and fetched < due)
         for department in (departments[feed], "全部门"):
             part = counts.setdefault(department, [0, 0])
-            part[0] += int(on_time)
+            part[0] += int(row["on_time"])
             part[1] += 1
     return {k: (v[0], v[1]) for k, v in counts.items()}
 

@@ -48,7 +48,14 @@
     checked as (
 
         select
-            typed.*
+            {#- typed's own columns, without its planner fence (_batch_month_rows) #}
+            typed.batch_id, typed.data_month, typed.period_end_date, typed.source_file, typed.source_row,
+            typed.extra_columns,
+            {%- for name, meta in columns %}
+            typed.{{ name }},
+            {%- if meta.type == 'resident_id' %} typed.{{ name }}_problem, typed.{{ name }}_was_15_digit,{% endif %}
+            {%- endfor %}
+            typed.dq_flags
             {%- for name in id_columns %},
             restricted.person_key(case when typed.{{ name }}_problem is null then typed.{{ name }} end)
                 as {{ 'person_key' if name == 'resident_id' else name ~ '_person_key' }}

@@ -27,7 +27,13 @@
             {{ flag }}
             {%- endfor %}
         {%- endfor %}
-        ]::text[], null) as dq_flags
+        ]::text[], null) as dq_flags,
+        -- A planner fence, not a figure: a subquery with a window function is not flattened into the
+        -- query that reads it, so each parser above runs once per row. Flattened, every later use of a
+        -- column (a key check, the person_key, the repeated-key window) re-ran its parser: the roster
+        -- parsed each resident ID seven times (6.9 s → 2.3 s for 43k rows). The window is partitioned by
+        -- batch and month, so a filter on either still reaches the raw rows before any parser runs.
+        count(*) over (partition by raw_rows._batch_id, raw_rows._data_month) as _batch_month_rows
     from {{ relation }} as raw_rows
     inner join {{ deliveries }} as batches
         on batches.batch_key = raw_rows._batch_key

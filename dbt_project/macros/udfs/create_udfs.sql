@@ -3,7 +3,11 @@
   One definition of "a valid resident ID", "a date", "an amount": the GX checks call these same
   functions, so a gate and a staging flag can never disagree. Each returns null for what it cannot
   parse; the matching *_problem function says why, so a bad value is flagged, never dropped silently.
-  All are plain SQL (no exception blocks), so they are cheap on millions of rows.
+  No exception blocks, so they are cheap on millions of rows. The small ones are plain SQL, which the
+  planner inlines; the ones that read a value several times (resident IDs, dates, months, amounts,
+  area codes) are PL/pgSQL with local variables: inlined, every nested call was expanded again, so one
+  resident_id_problem cleaned and normalised its value some forty times (the roster's staging took
+  20 s for 43k rows; 3-8x faster as PL/pgSQL, same answers on every value of a simulated city).
 #}
 {% macro create_udfs() %}
 create schema if not exists util;
@@ -33,14 +37,17 @@ language sql immutable parallel safe as $fn$
 $fn$;
 
 create or replace function util.normalize_resident_id(v text) returns text
-language sql immutable parallel safe as $fn$
-    select case
-        when util.resident_id_text(v) ~ '^[0-9]{15}$' then
-            substr(util.resident_id_text(v), 1, 6) || '19' || substr(util.resident_id_text(v), 7, 9)
-            || util.gb11643_check_char(substr(util.resident_id_text(v), 1, 6) || '19'
-                                       || substr(util.resident_id_text(v), 7, 9))
-        else util.resident_id_text(v)
-    end
+language plpgsql immutable parallel safe as $fn$
+declare
+    t text := util.resident_id_text(v);
+    body text;
+begin
+    if t ~ '^[0-9]{15}$' then
+        body := substr(t, 1, 6) || '19' || substr(t, 7, 9);
+        return body || util.gb11643_check_char(body);
+    end if;
+    return t;
+end
 $fn$;
 
 create or replace function util.resident_id_was_15_digit(v text) returns boolean
@@ -62,21 +69,25 @@ $fn$;
   numeric cell, or text in scientific notation) has lost digits: invalid whatever it looks like.
 #}
 create or replace function util.resident_id_problem(v text, is_numeric_cell boolean default false) returns text
-language sql immutable parallel safe as $fn$
-    select case
-        when util.clean_text(v) is null then 'missing'
-        when coalesce(is_numeric_cell, false) then 'numeric_cell'
-        when util.clean_text(v) ~* '^[0-9]+(\.[0-9]+)?e\+?[0-9]+$' then 'scientific_notation'
-        when util.normalize_resident_id(v) !~ '^[0-9]{17}[0-9X]$' then 'format'
-        when substr(util.normalize_resident_id(v), 1, 2) not in (
+language plpgsql immutable parallel safe as $fn$
+declare
+    c text := util.clean_text(v);
+    n text;
+begin
+    if c is null then return 'missing'; end if;
+    if coalesce(is_numeric_cell, false) then return 'numeric_cell'; end if;
+    if c ~* '^[0-9]+(\.[0-9]+)?e\+?[0-9]+$' then return 'scientific_notation'; end if;
+    n := util.normalize_resident_id(v);
+    if n !~ '^[0-9]{17}[0-9X]$' then return 'format'; end if;
+    if substr(n, 1, 2) not in (
             {%- for code in var('id_province_codes') %}'{{ code }}'{{ ", " if not loop.last }}{% endfor -%}
-        ) then 'address_code'
-        when util.make_date_or_null(substr(util.normalize_resident_id(v), 7, 4)::int,
-                                    substr(util.normalize_resident_id(v), 11, 2)::int,
-                                    substr(util.normalize_resident_id(v), 13, 2)::int) is null then 'birth_date'
-        when substr(util.normalize_resident_id(v), 18, 1)
-             <> util.gb11643_check_char(substr(util.normalize_resident_id(v), 1, 17)) then 'check_character'
-    end
+        ) then return 'address_code'; end if;
+    if util.make_date_or_null(substr(n, 7, 4)::int, substr(n, 11, 2)::int, substr(n, 13, 2)::int) is null then
+        return 'birth_date';
+    end if;
+    if substr(n, 18, 1) <> util.gb11643_check_char(substr(n, 1, 17)) then return 'check_character'; end if;
+    return null;
+end
 $fn$;
 
 create or replace function util.resident_id_birth_date(normalized_id text) returns date
@@ -109,16 +120,26 @@ language sql immutable parallel safe as $fn$
 $fn$;
 
 create or replace function util.parse_date(v text, is_numeric_cell boolean default false) returns date
-language sql immutable parallel safe as $fn$
-    select case
-        when coalesce(is_numeric_cell, false) and util.clean_text(v) ~ '^[0-9]{1,6}(\.[0-9]+)?$'
-             and date '1899-12-30' + split_part(util.clean_text(v), '.', 1)::int
-                 between date '1900-01-01' and date '2999-12-31'
-            then date '1899-12-30' + split_part(util.clean_text(v), '.', 1)::int
-        when coalesce(is_numeric_cell, false) then null
-        else util.make_date_or_null((util.date_parts(v))[1]::int, (util.date_parts(v))[2]::int,
-                                    (util.date_parts(v))[3]::int)
-    end
+language plpgsql immutable parallel safe as $fn$
+declare
+    c text := util.clean_text(v);
+    parts text[];
+    serial int;
+begin
+    if coalesce(is_numeric_cell, false) then
+        if c ~ '^[0-9]{1,6}(\.[0-9]+)?$' then
+            serial := split_part(c, '.', 1)::int;
+            if date '1899-12-30' + serial between date '1900-01-01' and date '2999-12-31' then
+                return date '1899-12-30' + serial;
+            end if;
+        end if;
+        return null;
+    end if;
+    parts := coalesce(
+        regexp_match(c, '^([0-9]{4})[-/年]([0-9]{1,2})[-/月]([0-9]{1,2})日?( [0-9]{1,2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?$'),
+        regexp_match(c, '^([0-9]{4})([0-9]{2})([0-9]{2})$'));
+    return util.make_date_or_null(parts[1]::int, parts[2]::int, parts[3]::int);
+end
 $fn$;
 
 create or replace function util.date_problem(v text, is_numeric_cell boolean default false) returns text
@@ -131,11 +152,14 @@ $fn$;
 
 {# Months: 2026-11, 202611, 2026年11月 → the month's first day. #}
 create or replace function util.parse_month(v text) returns date
-language sql immutable parallel safe as $fn$
-    select util.make_date_or_null(m[1]::int, m[2]::int, 1)
-    from (select coalesce(
-        regexp_match(util.clean_text(v), '^([0-9]{4})[-/年]([0-9]{1,2})月?$'),
-        regexp_match(util.clean_text(v), '^([0-9]{4})([0-9]{2})$')) as m) as parts
+language plpgsql immutable parallel safe as $fn$
+declare
+    c text := util.clean_text(v);
+    parts text[];
+begin
+    parts := coalesce(regexp_match(c, '^([0-9]{4})[-/年]([0-9]{1,2})月?$'), regexp_match(c, '^([0-9]{4})([0-9]{2})$'));
+    return util.make_date_or_null(parts[1]::int, parts[2]::int, 1);
+end
 $fn$;
 
 {#
@@ -144,11 +168,13 @@ $fn$;
   and failed the whole query); the fraction may be as long as a float's repr (0.30000000000000004).
 #}
 create or replace function util.parse_amount(v text) returns numeric
-language sql immutable parallel safe as $fn$
-    -- Only a trailing 元 is a unit; 元 anywhere else (元0, 1元2) is not an amount.
-    select case when regexp_replace(replace(replace(util.clean_text(v), ',', ''), '，', ''), '元$', '')
-                     ~ '^[-+]?[0-9]{1,15}(\.[0-9]{1,30})?$'
-        then regexp_replace(replace(replace(util.clean_text(v), ',', ''), '，', ''), '元$', '')::numeric end
+language plpgsql immutable parallel safe as $fn$
+declare
+    a text := regexp_replace(replace(replace(util.clean_text(v), ',', ''), '，', ''), '元$', '');
+begin
+    if a ~ '^[-+]?[0-9]{1,15}(\.[0-9]{1,30})?$' then return a::numeric; end if;
+    return null;
+end
 $fn$;
 
 create or replace function util.parse_integer(v text) returns bigint
@@ -195,14 +221,18 @@ language sql immutable parallel safe as $fn$
 $fn$;
 
 create or replace function util.area_code_problem(v text, required_level text default 'any') returns text
-language sql immutable parallel safe as $fn$
-    select case
-        when util.clean_text(v) is null then null
-        when util.clean_text(v) !~ '^[0-9]{12}$' then 'format'
-        when required_level = 'village' and util.area_level(util.clean_text(v)) <> '村' then 'not_village_level'
-        when required_level = 'town_or_village' and util.area_level(util.clean_text(v)) not in ('镇', '村')
-            then 'not_town_or_village_level'
-    end
+language plpgsql immutable parallel safe as $fn$
+declare
+    c text := util.clean_text(v);
+begin
+    if c is null then return null; end if;
+    if c !~ '^[0-9]{12}$' then return 'format'; end if;
+    if required_level = 'village' and util.area_level(c) <> '村' then return 'not_village_level'; end if;
+    if required_level = 'town_or_village' and util.area_level(c) not in ('镇', '村') then
+        return 'not_town_or_village_level';
+    end if;
+    return null;
+end
 $fn$;
 
 {# Masking wherever a person who is not an engineer reads (feeds.md). #}

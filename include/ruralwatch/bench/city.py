@@ -33,7 +33,7 @@ class MemorySampler(threading.Thread):
         super().__init__(daemon=True)
         self.interval = interval
         self.peaks: dict[str, int] = defaultdict(int)
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def _kind(self, proc: psutil.Process) -> str:
         try:
@@ -49,7 +49,7 @@ class MemorySampler(threading.Thread):
 
     def run(self) -> None:
         me = psutil.Process()
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             procs = [me, *me.children(recursive=True)]
             procs += [p for p in psutil.process_iter(["name"]) if (p.info["name"] or "").startswith("postgres")]
             for proc in procs:
@@ -62,7 +62,7 @@ class MemorySampler(threading.Thread):
             time.sleep(self.interval)
 
     def stop(self) -> dict[str, float]:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=5)
         return {k: round(v / 2**20, 1) for k, v in sorted(self.peaks.items())}
 
@@ -115,10 +115,14 @@ def _is_gbk(path: Path) -> bool:
 
 
 def run_month_measured(landing: Path, month: dt.date) -> dict:
-    from ruralwatch.orchestration.runner import run_month
+    from ruralwatch.orchestration.runner import run_month, task_logs_to
 
+    log_file = settings.LOCAL_DIR / "logs" / f"bench-{landing.name}-{month:%Y%m}.log"
+    progress = sys.stdout  # task_logs_to takes sys.stdout over for the tasks' output
+    print(f"  task logs: {log_file}", flush=True)
     started = time.monotonic()
-    results = run_month(landing, month, echo=lambda line: print(f"  {line}", flush=True))
+    with task_logs_to(log_file):
+        results = run_month(landing, month, echo=lambda line: print(f"  {line}", file=progress, flush=True))
     return {"wall_seconds": round(time.monotonic() - started, 1),
             "dags": {r.dag_id: round(r.seconds, 1) for r in results}}
 

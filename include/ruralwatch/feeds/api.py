@@ -88,6 +88,18 @@ def _retry_after(response: httpx.Response, fallback: float) -> float:
         return max(0.0, (parsed - dt.datetime.now(dt.UTC)).total_seconds())
 
 
+def _answered_at(response: httpx.Response) -> dt.datetime:
+    """When the platform answered: its own Date header (feeds.md dates an API delivery by the platform's
+    answer, not by our clock, which may run late behind a retrying task); our clock if it sent none."""
+    value = response.headers.get("Date")
+    if value:
+        try:
+            return email.utils.parsedate_to_datetime(value).astimezone(dt.UTC)
+        except (TypeError, ValueError):
+            log.warning("the platform's Date header %r does not parse; its answer is dated by our clock", value)
+    return dt.datetime.now(dt.UTC)
+
+
 class ApiClient:
     def __init__(self, config: ApiSettings, path: str, spool_root: Path | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
@@ -110,7 +122,8 @@ class ApiClient:
         """
         self._clear(self.spool_root / feed / period.strftime("%Y%m"))
 
-    def _get_page(self, client: httpx.Client, feed: str, period: dt.date, page: int) -> dict | None:
+    def _get_page(self, client: httpx.Client, feed: str, period: dt.date,
+                  page: int) -> tuple[dict, dt.datetime] | None:
         params = {"period": period.strftime("%Y-%m"), "page": page, "page_size": self.config.page_size}
         where = f"{feed} {params['period']} page {page}"
         delay = self.config.backoff_seconds
@@ -124,7 +137,7 @@ class ApiClient:
             else:
                 if response.status_code == 200:
                     try:
-                        return response.json()
+                        return response.json(), _answered_at(response)
                     except ValueError as exc:
                         reason, wait = f"the answer is not JSON ({exc})", delay
                     else:
@@ -172,9 +185,10 @@ class ApiClient:
         return self._assemble(feed, spool, period, pages, total, key_field)
 
     def _fetch_and_spool(self, client, feed: str, spool: Path, period: dt.date, page: int) -> dict | None:
-        body = self._get_page(client, feed, period, page)
-        if body is None:
+        got = self._get_page(client, feed, period, page)
+        if got is None:
             return None
+        body, answered_at = got
         for field in ("total", "items"):
             if field not in body:
                 raise ApiError(f"{feed} {period:%Y-%m} page {page} has no {field!r}: not the documented answer")
@@ -182,7 +196,7 @@ class ApiClient:
         tmp.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
         tmp.replace(spool / f"page_{page:06d}.json")
         if page == 1:
-            (spool / "answered_at").write_text(dt.datetime.now(dt.UTC).isoformat())
+            (spool / "answered_at").write_text(answered_at.isoformat())
         return body
 
     @staticmethod

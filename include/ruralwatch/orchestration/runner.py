@@ -5,6 +5,7 @@ Used by `ruralwatch run`, the demo and the integration tests. Airflow's own meta
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -77,6 +78,33 @@ def get_dag(dag_id: str):
     if dag is None:
         raise KeyError(f"no DAG {dag_id!r}; known: {', '.join(sorted(_dagbag.dag_ids))}")
     return dag
+
+
+@contextlib.contextmanager
+def task_logs_to(log_file: Path):
+    """Airflow's and the tasks' log lines go to a file; the terminal keeps the progress lines.
+
+    A month through every DAG writes tens of thousands of log lines (each task's start, XComs, dbt's
+    per-node output); on the terminal they bury the one line per DAG an engineer watches. The file
+    keeps all of them, and a failure names it.
+    """
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+    handler = logging.FileHandler(log_file, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    try:
+        with open(log_file, "a", encoding="utf-8") as task_log, \
+                contextlib.redirect_stdout(task_log), contextlib.redirect_stderr(task_log):
+            yield log_file
+    except DagRunFailed as exc:
+        raise DagRunFailed(f"{exc}; this run's log: {log_file}") from exc
+    finally:
+        handler.close()
+        root.handlers[:], root.level = saved
 
 
 def run_dag(dag_id: str, month: dt.date | None = None, landing: Path | None = None,
