@@ -344,6 +344,10 @@ class Loader:
             part, sql.Literal(batch_key)))
         self.conn.execute(sql.SQL("alter table {} alter column _source_row set default nextval({})").format(
             part, sql.Literal(f"raw.{part_name}_row")))
+        # Added while the table is empty, so it costs no scan; it lets ATTACH skip its validation scan
+        # (a full read of the batch) after the COPY.
+        self.conn.execute(sql.SQL("alter table {} add constraint {} check (_batch_key = {})").format(
+            part, sql.Identifier(f"{part_name}_batch"), sql.Literal(batch_key)))
         return part_name
 
     def _copy(self, feed: Feed, part: str, source: CsvSource | XlsxSource | JsonlSource) -> int:
@@ -429,8 +433,5 @@ class Loader:
         self.conn.execute(sql.SQL("alter table {} alter column _source_row drop default, "
                                   "alter column _batch_key drop default").format(part))
         self.conn.execute(sql.SQL("drop sequence {}").format(sql.Identifier("raw", f"{part_name}_row")))
-        # The CHECK lets ATTACH skip its own validation scan.
-        self.conn.execute(sql.SQL("alter table {} add constraint {} check (_batch_key = {})").format(
-            part, sql.Identifier(f"{part_name}_batch"), sql.Literal(batch_key)))
         self.conn.execute(sql.SQL("alter table {} attach partition {} for values in ({})").format(
             sql.Identifier("raw", rows_table(feed)), part, sql.Literal(batch_key)))
