@@ -138,10 +138,11 @@ def run(
         raise typer.BadParameter("give --month YYYY-MM or --months A:B")
     landing = landing or settings.landing_dir()
     wanted = month_range(months) if months else [parse_month(month)]
-    for data_month in wanted:
-        log_file = settings.LOCAL_DIR / "logs" / f"run-{data_month:%Y%m}.log"
-        typer.echo(f"== {data_month:%Y-%m} from {landing} (task logs: {log_file})")
-        with task_logs_to(log_file):
+    log_file = settings.LOCAL_DIR / "logs" / f"run-{wanted[0]:%Y%m}-{wanted[-1]:%Y%m}.log"
+    typer.echo(f"task logs: {log_file}")
+    with task_logs_to(log_file):
+        for data_month in wanted:
+            _terminal_echo(f"== {data_month:%Y-%m} from {landing}")
             run_month(landing, data_month, echo=_terminal_echo)
     from ruralwatch.demo import print_month_summary
 

@@ -117,12 +117,10 @@ def _is_gbk(path: Path) -> bool:
 def run_month_measured(landing: Path, month: dt.date) -> dict:
     from ruralwatch.orchestration.runner import run_month, task_logs_to
 
-    log_file = settings.LOCAL_DIR / "logs" / f"bench-{landing.name}-{month:%Y%m}.log"
-    progress = sys.stdout  # task_logs_to takes sys.stdout over for the tasks' output
-    print(f"  task logs: {log_file}", flush=True)
+    log_file = settings.LOCAL_DIR / "logs" / f"bench-{landing.name}.log"
     started = time.monotonic()
     with task_logs_to(log_file):
-        results = run_month(landing, month, echo=lambda line: print(f"  {line}", file=progress, flush=True))
+        results = run_month(landing, month, echo=lambda line: print(f"  {line}", file=sys.__stdout__, flush=True))
     return {"wall_seconds": round(time.monotonic() - started, 1),
             "dags": {r.dag_id: round(r.seconds, 1) for r in results}}
 
@@ -173,6 +171,7 @@ def main(persons: int) -> dict:
     with start_server(landing) as api:
         os.environ["RURALWATCH_API_BASE_URL"] = api.url
         os.environ["RURALWATCH_API_TOKEN"] = api.token
+        print(f"task logs: {settings.LOCAL_DIR / 'logs' / f'bench-{landing.name}.log'}", flush=True)
         for label, month in zip(("first", "next"), months, strict=True):
             print(f"== {label} month {month:%Y-%m}", flush=True)
             measured = run_month_measured(landing, month)

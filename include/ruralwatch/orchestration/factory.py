@@ -256,12 +256,15 @@ def dbt_task_group():
             profile_name="ruralwatch", target_name="warehouse",
             profile_mapping=PostgresUserPasswordProfileMapping(conn_id=WAREHOUSE_CONN_ID,
                                                                profile_args={"schema": "public"})),
-        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.BUILD),
+        # Our own Assets are the feeds and the marts (summary task). Cosmos's per-table Assets would
+        # embed the database URL, and emitting them cost each model task a round of Airflow DB writes;
+        # RenderConfig's setting is the one Cosmos applies (operator_args' is overridden by it).
+        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.BUILD,
+                                   emit_datasets=False),
         # In-process dbtRunner: no interpreter start-up per node.
         execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL, invocation_mode=InvocationMode.DBT_RUNNER,
                                          dbt_executable_path=dbt_executable()),
-        # Our own Assets are the feeds; Cosmos's per-table Assets would embed the database URL.
-        operator_args={"install_deps": False, "emit_datasets": False},
+        operator_args={"install_deps": False},
         default_args={"retries": 1},
     )
 

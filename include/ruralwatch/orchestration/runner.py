@@ -80,30 +80,39 @@ def get_dag(dag_id: str):
     return dag
 
 
+_LOG_STREAMS: dict[Path, object] = {}
+
+
 @contextlib.contextmanager
 def task_logs_to(log_file: Path):
     """Airflow's and the tasks' log lines go to a file; the terminal keeps the progress lines.
 
     A month through every DAG writes tens of thousands of log lines (each task's start, XComs, dbt's
     per-node output); on the terminal they bury the one line per DAG an engineer watches. The file
-    keeps all of them, and a failure names it.
+    keeps all of them, and a failure names it. Progress goes to sys.__stdout__, the terminal.
+
+    The file is never closed while the process lives: Airflow's loggers keep the stream they first
+    saw, and a closed one made every later task fail ("I/O operation on closed file") — the second
+    month of a range did. Use one log file per command rather than one per month.
     """
     log_file.parent.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
-    handler = logging.FileHandler(log_file, encoding="utf-8")
+    stream = _LOG_STREAMS.get(log_file)
+    if stream is None:
+        stream = _LOG_STREAMS[log_file] = open(log_file, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     root = logging.getLogger()
     saved = (root.handlers[:], root.level)
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
     try:
-        with open(log_file, "a", encoding="utf-8") as task_log, \
-                contextlib.redirect_stdout(task_log), contextlib.redirect_stderr(task_log):
+        with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
             yield log_file
     except DagRunFailed as exc:
         raise DagRunFailed(f"{exc}; this run's log: {log_file}") from exc
     finally:
-        handler.close()
+        stream.flush()
         root.handlers[:], root.level = saved
 
 
