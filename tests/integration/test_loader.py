@@ -264,3 +264,29 @@ def test_an_empty_event_month_is_not_a_duplicate_of_another_empty_month(loader, 
     assert outcomes["civil_affairs_deaths_202611.csv"].status == "loaded"
     # Within one month, the same bytes again are still the same delivery.
     assert outcomes["civil_affairs_deaths_202611_v2.csv"].status == "duplicate"
+
+
+def test_a_new_csv_hashed_alongside_its_copy_is_recorded_as_if_hashed_first(loader, tmp_path):
+    """A CSV new by name is COPYed while a thread hashes it; the ledger must not show the difference,
+    and a file the hash finds already known leaves nothing of the attempt behind."""
+    from ruralwatch.feeds.loader import batch_id_for, sha256_of
+
+    rows = sample_rows()
+    first = write_csv(tmp_path / ROSTER / "rural_roster_202611.csv", rows)
+    outcome = _load(loader, tmp_path)["rural_roster_202611.csv"]
+    sha = sha256_of(first)
+    assert (outcome.status, outcome.batch_id) == ("loaded", batch_id_for(ROSTER, first.name, sha))
+    recorded = loader.conn.execute("select batch_id, sha256, archive_path from raw.deliveries").fetchall()
+    assert recorded == [(outcome.batch_id, sha, recorded[0][2])]
+    assert recorded[0][2] and open(recorded[0][2], "rb").read() == first.read_bytes()
+    assert len(_raw(loader, outcome.batch_id)) == len(rows)
+    partitions = loader.conn.execute("select count(*) from pg_inherits where inhparent = 'raw.rural_roster__rows'::regclass"
+                                     ).fetchone()[0]
+    # The same bytes under a new name: loaded alongside the hash, rolled back, recorded as a duplicate.
+    (tmp_path / ROSTER / "rural_roster_202612.csv").write_bytes(first.read_bytes())
+    assert _load(loader, tmp_path)["rural_roster_202612.csv"].status == "duplicate"
+    assert loader.conn.execute("select count(*) from raw.deliveries where batch_id like 'pending-%'").fetchone()[0] == 0
+    assert loader.conn.execute("select count(*) from pg_inherits where inhparent = 'raw.rural_roster__rows'::regclass"
+                               ).fetchone()[0] == partitions
+    assert loader.conn.execute("select count(*) from pg_class where relname like 'rural_roster__rows_%' "
+                               "and relkind = 'r'").fetchone()[0] == partitions
