@@ -58,6 +58,8 @@ class MemorySampler(threading.Thread):
                 except psutil.Error:
                     continue
                 kind = self._kind(proc)
+                if kind == "?":  # gone between listing and reading it
+                    continue
                 self.peaks[kind] = max(self.peaks[kind], rss)
             time.sleep(self.interval)
 
