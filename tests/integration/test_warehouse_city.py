@@ -89,7 +89,7 @@ def test_every_indicator_equals_the_truth(city: City, month):
 @pytest.mark.parametrize("month", MONTHS)
 def test_timeliness_per_department_equals_the_truth(city: City, month):
     with city.connect() as conn:
-        assert timeliness_in_mart(conn, month) == expected_timeliness(conn, city.truth[month])
+        assert timeliness_in_mart(conn, month) == expected_timeliness(city.truth[month])
 
 
 @pytest.mark.parametrize("month", MONTHS)

@@ -63,7 +63,7 @@ def test_every_indicator_equals_the_truth_under_defects(city: City):
 
 def test_timeliness_equals_the_truth_under_defects(city: City):
     with city.connect() as conn:
-        assert timeliness_in_mart(conn, MONTH) == expected_timeliness(conn, city.truth[MONTH])
+        assert timeliness_in_mart(conn, MONTH) == expected_timeliness(city.truth[MONTH])
 
 
 def test_every_lead_equals_the_truth_under_defects(city: City):

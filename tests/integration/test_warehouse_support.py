@@ -139,7 +139,7 @@ def indicator_mismatches(conn: psycopg.Connection, truth: dict) -> list[str]:
     return problems
 
 
-def expected_timeliness(conn: psycopg.Connection, truth: dict) -> dict[str, tuple[int, int]]:
+def expected_timeliness(truth: dict) -> dict[str, tuple[int, int]]:
     """I19 per department (and 全部门) from the truth's feed-by-feed timeliness. An API delivery is dated
     by when the platform answered (feeds.md): the client takes the simulated platform's Date header,
     which is the truth's arrival, so the truth's on_time holds for both channels."""

@@ -111,14 +111,6 @@ $fn$;
   follow a date (an XLSX datetime cell, Excel's CSV `2026/11/5 0:00`); any other trailing text makes
   the value invalid, not a date with its words dropped.
 #}
-create or replace function util.date_parts(v text) returns text[]
-language sql immutable parallel safe as $fn$
-    select coalesce(
-        regexp_match(util.clean_text(v),
-                     '^([0-9]{4})[-/年]([0-9]{1,2})[-/月]([0-9]{1,2})日?( [0-9]{1,2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?$'),
-        regexp_match(util.clean_text(v), '^([0-9]{4})([0-9]{2})([0-9]{2})$'))
-$fn$;
-
 create or replace function util.parse_date(v text, is_numeric_cell boolean default false) returns date
 language plpgsql immutable parallel safe as $fn$
 declare

@@ -57,9 +57,13 @@ class Check:
         if self.query:
             return self.query.strip()
         if self.predicate:
-            cols = ", ".join(dict.fromkeys(["_source_row", *([self.column] if self.column else [])]))
-            return f"select {cols} from {{batch}} where {self.predicate}"
+            return self.rows_where(self.predicate)
         return None
+
+    def rows_where(self, condition: str) -> str:
+        """The failing rows' query for a row check: the row number and the checked column's value."""
+        cols = ", ".join(dict.fromkeys(["_source_row", *([self.column] if self.column else [])]))
+        return f"select {cols} from {{batch}} where {condition}"
 
     @property
     def fingerprint(self) -> str:

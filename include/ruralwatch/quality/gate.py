@@ -103,10 +103,7 @@ def _expectation(check: Check, flag: str | None = None):
     if check.mostly is not None:
         return gxe.ExpectColumnValuesToBeInSet(column=check.column, value_set=[True], mostly=check.mostly,
                                                meta=meta, description=check.description, severity=check.severity)
-    query = check.unexpected_rows_query
-    if flag:
-        cols = ", ".join(dict.fromkeys(["_source_row", *([check.column] if check.column else [])]))
-        query = f"select {cols} from {{batch}} where {flag}"
+    query = check.rows_where(flag) if flag else check.unexpected_rows_query
     return gxe.UnexpectedRowsExpectation(unexpected_rows_query=query,
                                          meta=meta, description=check.description, severity=check.severity)
 
@@ -115,7 +112,8 @@ def _work_table(feed: Feed, batch: Batch) -> str:
     return f'raw."_gate_{rows_table(feed)}_{int(batch.batch_key)}"'
 
 
-def _flag_batch(feed: Feed, batch: Batch, checks: list[Check]) -> tuple[str, dict[str, str]]:
+def _flag_batch(conn: psycopg.Connection, feed: Feed, batch: Batch,
+                checks: list[Check]) -> tuple[str, dict[str, str]]:
     """Copy the batch once into an unlogged work table, with every row check's verdict as a column.
 
     Row checks parse values (resident IDs, dates, amounts) with the util.* functions, and GX runs each
@@ -132,12 +130,11 @@ def _flag_batch(feed: Feed, batch: Batch, checks: list[Check]) -> tuple[str, dic
         if check.mostly is None and check.predicate and not check.query:
             flags[check.fingerprint] = f"_check_{number}"
             verdicts.append(f", coalesce(({check.predicate}), false) as _check_{number}")
-    with db.connect(autocommit=True) as conn:
-        conn.execute(f"drop table if exists {table}")  # noqa: S608 — names built from the registry
-        conn.execute(f"create unlogged table {table} as select batch_rows.*{''.join(verdicts)} "
-                     f"from ({batch_query(feed, batch)}) as batch_rows")
-        # The cross-row checks group and join this table: the planner needs its statistics.
-        conn.execute(f"analyze {table}")
+    conn.execute(f"drop table if exists {table}")  # noqa: S608 — names built from the registry
+    conn.execute(f"create unlogged table {table} as select batch_rows.*{''.join(verdicts)} "
+                 f"from ({batch_query(feed, batch)}) as batch_rows")
+    # The cross-row checks group and join this table: the planner needs its statistics.
+    conn.execute(f"analyze {table}")
     return table, flags
 
 
@@ -157,18 +154,17 @@ def applicable_checks(conn: psycopg.Connection, checks: list[Check]) -> list[Che
 def validate_batch(feed: Feed, batch: Batch, checks: list[Check] | None = None) -> list[CheckResult]:
     """Run the feed's suite on one batch; every query runs in PostgreSQL, nothing is pulled whole."""
     checks = checks if checks is not None else checks_for(feed)
-    table, flags = _flag_batch(feed, batch, checks)
-    try:
-        results = _validate_flagged(feed, table, flags, checks)
-        # Samples come from the work table too: on the raw batch a failed cross-row check re-parsed
-        # and regrouped a million rows just to show five (minutes per roster at city scale).
-        with db.connect(autocommit=True) as conn:
+    with db.connect(autocommit=True) as conn:
+        table, flags = _flag_batch(conn, feed, batch, checks)
+        try:
+            results = _validate_flagged(feed, table, flags, checks)
+            # Samples come from the work table too: on the raw batch a failed cross-row check re-parsed
+            # and regrouped a million rows just to show five (minutes per roster at city scale).
             for result in results:
                 if not result.success:
                     result.sample = _sample(conn, feed, table, result.check, flags.get(result.check.fingerprint))
-        return results
-    finally:
-        with db.connect(autocommit=True) as conn:
+            return results
+        finally:
             conn.execute(f"drop table if exists {table}")  # noqa: S608
 
 
