@@ -11,14 +11,11 @@
     {%- set deliveries = source('raw', 'deliveries') -%}
     {%- set columns = feed_columns(feed) %}
     select
-        raw_rows._batch_id as batch_id,
-        raw_rows._data_month as data_month,
-        (raw_rows._data_month + interval '1 month' - interval '1 day')::date as period_end_date,
-        raw_rows._source_file as source_file,
-        raw_rows._source_row as source_row,
-        raw_rows._extra as extra_columns
+        parsed.batch_id, parsed.data_month, parsed.period_end_date, parsed.source_file, parsed.source_row,
+        parsed.extra_columns
     {%- for name, meta in columns %},
-        {{ typed_column(name, meta) }}
+        parsed.{{ name }}
+        {%- if meta.type == 'resident_id' %}, parsed.{{ name }}_problem, parsed.{{ name }}_was_15_digit{% endif %}
     {%- endfor %},
         array_remove(array[
             null
@@ -28,17 +25,55 @@
             {%- endfor %}
         {%- endfor %}
         ]::text[], null) as dq_flags,
-        -- A planner fence, not a figure: a subquery with a window function is not flattened into the
-        -- query that reads it, so each parser above runs once per row. Flattened, every later use of a
-        -- column (a key check, the person_key, the repeated-key window) re-ran its parser: the roster
-        -- parsed each resident ID seven times (6.9 s → 2.3 s for 43k rows). The window is partitioned by
-        -- batch and month, so a filter on either still reaches the raw rows before any parser runs.
-        count(*) over (partition by raw_rows._batch_id, raw_rows._data_month) as _batch_month_rows
-    from {{ relation }} as raw_rows
-    inner join {{ deliveries }} as batches
-        on batches.batch_key = raw_rows._batch_key
-        and batches.is_live
+        parsed._batch_month_rows
+    from (
+
+        -- Each value is parsed once, here; the flags above read the parsed values (and whether the cell
+        -- held anything), not the raw text again: parsing them again cost as much as the parse itself.
+        select
+            raw_rows._batch_id as batch_id,
+            raw_rows._data_month as data_month,
+            (raw_rows._data_month + interval '1 month' - interval '1 day')::date as period_end_date,
+            raw_rows._source_file as source_file,
+            raw_rows._source_row as source_row,
+            raw_rows._extra as extra_columns
+        {%- for name, meta in columns %},
+            {{ typed_column(name, meta) }}
+            {%- for helper in _flag_inputs(name, meta) %},
+            {{ helper }}
+            {%- endfor %}
+        {%- endfor %},
+            -- A planner fence, not a figure: a subquery with a window function is not flattened into the
+            -- query that reads it, so each parser above runs once per row, in parallel workers. Flattened,
+            -- every later use of a column (a flag, a key check, the person_key, the repeated-key window)
+            -- re-ran its parser: the roster parsed each resident ID seven times (6.9 s → 2.3 s for 43k
+            -- rows). The window is partitioned by batch and month, so a filter on either still reaches
+            -- the raw rows before any parser runs.
+            count(*) over (partition by raw_rows._batch_id, raw_rows._data_month) as _batch_month_rows
+        from {{ relation }} as raw_rows
+        inner join {{ deliveries }} as batches
+            on batches.batch_key = raw_rows._batch_key
+            and batches.is_live
+
+    ) as parsed
 {% endmacro %}
+
+
+{#
+  What a column's flags need besides its parsed value: whether the cell held anything (a value that
+  does not parse is null once parsed, but it was delivered), and an area code's problem.
+#}
+{% macro _flag_inputs(name, meta) -%}
+    {%- set col = 'raw_rows.' ~ adapter.quote(name) -%}
+    {%- set t = meta.type -%}
+    {%- set inputs = [] -%}
+    {%- if t in ('date', 'event_date', 'month', 'amount', 'integer', 'yesno', 'year', 'school_year') -%}
+        {%- do inputs.append("util.clean_text(" ~ col ~ ") is not null as _" ~ name ~ "_is_filled") -%}
+    {%- elif t == 'area_code' -%}
+        {%- do inputs.append("util.area_code_problem(" ~ col ~ ", '" ~ (meta.level or 'any') ~ "') as _" ~ name ~ "_area_problem") -%}
+    {%- endif -%}
+    {{ return(inputs) }}
+{%- endmacro %}
 
 
 {% macro _is_numeric_cell(name) -%}
@@ -83,44 +118,43 @@
 {%- endmacro %}
 
 
-{# Each flag expression is 'column:reason' or null. #}
+{#
+  Each flag expression is 'column:reason' or null, over typed_feed's parsed values: `parsed.<column>`,
+  its `_<column>_is_filled` and `_<column>_area_problem` (_flag_inputs), and period_end_date.
+#}
 {% macro column_flags(name, meta) -%}
-    {%- set col = 'raw_rows.' ~ adapter.quote(name) -%}
+    {%- set value = 'parsed.' ~ name -%}
+    {%- set filled = 'parsed._' ~ name ~ '_is_filled' -%}
     {%- set t = meta.type -%}
     {%- set flags = [] -%}
+    {%- set invalid = {'date': 'invalid_date', 'event_date': 'invalid_date', 'month': 'invalid_month',
+                       'amount': 'invalid_amount', 'integer': 'invalid_integer', 'yesno': 'invalid_yesno',
+                       'year': 'invalid_year', 'school_year': 'invalid_school_year'} -%}
     {%- if meta.required and t != 'resident_id' -%}
-        {%- do flags.append("case when util.clean_text(" ~ col ~ ") is null then '" ~ name ~ ":missing' end") -%}
+        {%- set missing = ('not ' ~ filled) if t in invalid else (value ~ ' is null') -%}
+        {%- do flags.append("case when " ~ missing ~ " then '" ~ name ~ ":missing' end") -%}
     {%- endif -%}
     {%- if t == 'resident_id' -%}
+        {%- set problem = value ~ '_problem' -%}
         {%- if meta.required -%}
-            {%- do flags.append("'" ~ name ~ ":' || util.resident_id_problem(" ~ col ~ ", " ~ _is_numeric_cell(name) ~ ")") -%}
+            {%- do flags.append("'" ~ name ~ ":' || " ~ problem) -%}
         {%- else -%}
-            {%- do flags.append("case when util.clean_text(" ~ col ~ ") is not null then '" ~ name ~ ":' || util.resident_id_problem(" ~ col ~ ", " ~ _is_numeric_cell(name) ~ ") end") -%}
+            {%- do flags.append("case when " ~ problem ~ " <> 'missing' then '" ~ name ~ ":' || " ~ problem ~ " end") -%}
         {%- endif -%}
-        {%- do flags.append("case when util.resident_id_was_15_digit(" ~ col ~ ") then '" ~ name ~ ":was_15_digit' end") -%}
-    {%- elif t in ('date', 'event_date') -%}
-        {%- do flags.append("case when util.clean_text(" ~ col ~ ") is not null and util.parse_date(" ~ col ~ ", " ~ _is_numeric_cell(name) ~ ") is null then '" ~ name ~ ":invalid_date' end") -%}
+        {%- do flags.append("case when " ~ value ~ "_was_15_digit then '" ~ name ~ ":was_15_digit' end") -%}
+    {%- elif t in invalid -%}
+        {%- do flags.append("case when " ~ filled ~ " and " ~ value ~ " is null then '" ~ name ~ ":" ~ invalid[t] ~ "' end") -%}
         {%- if t == 'event_date' -%}
-            {%- do flags.append("case when util.parse_date(" ~ col ~ ", " ~ _is_numeric_cell(name) ~ ") > (raw_rows._data_month + interval '1 month' - interval '1 day')::date then '" ~ name ~ ":future_date' end") -%}
+            {%- do flags.append("case when " ~ value ~ " > parsed.period_end_date then '" ~ name ~ ":future_date' end") -%}
+        {%- elif t in ('amount', 'integer') -%}
+            {%- do flags.append("case when " ~ value ~ " < 0 then '" ~ name ~ ":negative' end") -%}
         {%- endif -%}
-    {%- elif t == 'month' -%}
-        {%- do flags.append("case when util.clean_text(" ~ col ~ ") is not null and util.parse_month(" ~ col ~ ") is null then '" ~ name ~ ":invalid_month' end") -%}
-    {%- elif t == 'amount' -%}
-        {%- do flags.append("case when util.clean_text(" ~ col ~ ") is not null and util.parse_amount(" ~ col ~ ") is null then '" ~ name ~ ":invalid_amount' end") -%}
-        {%- do flags.append("case when util.parse_amount(" ~ col ~ ") < 0 then '" ~ name ~ ":negative' end") -%}
-    {%- elif t == 'integer' -%}
-        {%- do flags.append("case when util.clean_text(" ~ col ~ ") is not null and util.parse_integer(" ~ col ~ ") is null then '" ~ name ~ ":invalid_integer' end") -%}
-        {%- do flags.append("case when util.parse_integer(" ~ col ~ ") < 0 then '" ~ name ~ ":negative' end") -%}
-    {%- elif t == 'yesno' -%}
-        {%- do flags.append("case when util.clean_text(" ~ col ~ ") is not null and util.parse_yesno(" ~ col ~ ") is null then '" ~ name ~ ":invalid_yesno' end") -%}
-    {%- elif t in ('year', 'school_year') -%}
-        {%- do flags.append("case when util.clean_text(" ~ col ~ ") is not null and util.parse_" ~ t ~ "(" ~ col ~ ") is null then '" ~ name ~ ":invalid_" ~ t ~ "' end") -%}
     {%- elif t == 'enum' -%}
         {%- set quoted = [] -%}
         {%- for v in meta['values'] -%}{%- do quoted.append("'" ~ v ~ "'") -%}{%- endfor -%}
-        {%- do flags.append("case when util.clean_text(" ~ col ~ ") not in (" ~ quoted | join(', ') ~ ") then '" ~ name ~ ":not_allowed' end") -%}
+        {%- do flags.append("case when " ~ value ~ " not in (" ~ quoted | join(', ') ~ ") then '" ~ name ~ ":not_allowed' end") -%}
     {%- elif t == 'area_code' -%}
-        {%- do flags.append("'" ~ name ~ ":' || util.area_code_problem(" ~ col ~ ", '" ~ (meta.level or 'any') ~ "')") -%}
+        {%- do flags.append("'" ~ name ~ ":' || parsed._" ~ name ~ "_area_problem") -%}
     {%- endif -%}
     {{ return(flags) }}
 {%- endmacro %}

@@ -83,13 +83,19 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def usable_row_expression(feed: Feed) -> str:
-    """A row is unusable when a resident ID column is invalid after normalisation or its key repeats."""
-    parts = [f"util.resident_id_problem({_q(c.name)}, {_numeric(c)}) is null" for c in feed.id_columns
-             if c.required]
-    key = ", ".join(_key_expression(feed.column(k)) for k in feed.key)
-    parts.append(f"count(*) over (partition by {key}) = 1")
-    return " and ".join(f"({p})" for p in parts)
+def usable_row_parts(feed: Feed) -> tuple[str, str]:
+    """A row is unusable when a resident ID column is invalid after normalisation or its key repeats.
+
+    Two halves, for the gate's two levels: per-row columns (the IDs' validity, the key's values), and
+    the verdict over them, whose key count is a window across the batch. Apart, the per-row half runs
+    in parallel workers; in the window's query it ran after the window, in one process.
+    """
+    ids = [f"util.resident_id_problem({_q(c.name)}, {_numeric(c)}) is null" for c in feed.id_columns
+           if c.required]
+    row = [f"({' and '.join(f'({p})' for p in ids) if ids else 'true'}) as _gate_ids_valid"]
+    row += [f"{_key_expression(feed.column(k))} as _gate_key_{i}" for i, k in enumerate(feed.key)]
+    key = ", ".join(f"_gate_key_{i}" for i in range(len(feed.key)))
+    return ", ".join(row), f"_gate_ids_valid and count(*) over (partition by {key}) = 1"
 
 
 def _key_expression(col: Column) -> str:

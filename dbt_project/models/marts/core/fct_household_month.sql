@@ -25,15 +25,9 @@ members as materialized (
 
 ),
 
-person_months as (
-
-    select * from {{ ref('fct_person_month') }}
-
-),
-
 current_persons as (
 
-    select * from person_months
+    select * from {{ ref('fct_person_month') }}
     where data_month in ({{ months }})
 
 ),
@@ -124,24 +118,23 @@ member_signals as (
 -- in the window and no longer on the roster counts for the last roster household they were in.
 departed_members as (
 
-    select
+    -- One pass over the person-months of the window's dead, newest first per person: a lateral
+    -- "last row of this person" read the whole person-month history once per death (two minutes
+    -- a month at a million persons).
+    select distinct on (periods.data_month, deaths.person_key)
         periods.data_month,
         deaths.person_key,
-        last_seen.household_code
+        earlier.household_code
     from periods
     inner join deaths
         on deaths.registered_month between (periods.data_month - interval '11 months')::date and periods.data_month
-    cross join lateral (
-        select earlier.household_code
-        from person_months as earlier
-        where earlier.person_key = deaths.person_key and earlier.data_month <= periods.data_month
-        order by earlier.data_month desc
-        limit 1
-    ) as last_seen
+    inner join {{ ref('fct_person_month') }} as earlier
+        on earlier.person_key = deaths.person_key and earlier.data_month <= periods.data_month
     where not exists (
         select 1 from current_persons
         where current_persons.data_month = periods.data_month and current_persons.person_key = deaths.person_key
     )
+    order by periods.data_month, deaths.person_key, earlier.data_month desc
 
 ),
 
