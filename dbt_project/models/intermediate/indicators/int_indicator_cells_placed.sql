@@ -10,10 +10,26 @@
   feeds by their key (a row whose code is not a village of the reference counts nowhere); projects,
   problems and tickets by their own code at any level (blank or unknown: the city only).
 #}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='data_month',
+        on_schema_change='append_new_columns'
+    )
+}}
+{#-
+  Incremental by month like the facts: a month's cells read only that month's rows, so a run places
+  the months whose inputs changed and leaves history alone (rebuilt whole, the model grew with every
+  month). append_new_columns, not fail: a warehouse built when this was a table gains
+  inputs_fingerprint, empty, so its first incremental run rebuilds every month.
+-#}
 {%- set categories = registry_values('rural_roster', 'monitoring_category') %}
+{%- set months = months_to_rebuild(roster_only=false) %}
 with periods as (
 
     select * from {{ ref('int_periods_fingerprinted') }}
+    where data_month in ({{ months }})
 
 ),
 
@@ -40,7 +56,7 @@ persons as (
     select person_months.*, coalesce(person_months.village_code, city.city_code) as placed_area_code
     from {{ ref('fct_person_month') }} as person_months
     cross join city
-    where not person_months.is_deceased
+    where not person_months.is_deceased and person_months.data_month in ({{ months }})
 
 ),
 
@@ -49,6 +65,7 @@ households as (
     select household_months.*, coalesce(household_months.village_code, city.city_code) as placed_area_code
     from {{ ref('fct_household_month') }} as household_months
     cross join city
+    where household_months.data_month in ({{ months }})
 
 ),
 
@@ -57,7 +74,7 @@ environment as materialized (
     select environment.*
     from {{ ref('stg_housing__village_environment') }} as environment
     inner join areas on areas.area_code = environment.area_code and areas.area_level = '村'
-    where environment.is_usable
+    where environment.is_usable and environment.data_month in ({{ months }})
 
 ),
 
@@ -70,7 +87,7 @@ water as materialized (
             as valid_outage_days
     from {{ ref('stg_water__village_water_supply') }} as water
     inner join areas on areas.area_code = water.area_code and areas.area_level = '村'
-    where water.is_usable
+    where water.is_usable and water.data_month in ({{ months }})
 
 ),
 
@@ -80,7 +97,7 @@ projects as materialized (
     from {{ ref('stg_rural_revitalization__projects') }} as projects
     cross join city
     left join areas on areas.area_code = projects.area_code
-    where projects.is_usable
+    where projects.is_usable and projects.data_month in ({{ months }})
 
 ),
 
@@ -90,7 +107,7 @@ problems as materialized (
     from {{ ref('stg_rural_revitalization__rectification_problems') }} as problems
     cross join city
     left join areas on areas.area_code = problems.area_code
-    where problems.is_usable
+    where problems.is_usable and problems.data_month in ({{ months }})
 
 ),
 
@@ -99,7 +116,7 @@ tickets as (
     select tickets.*, coalesce(tickets.placed_area_code, city.city_code) as cell_area_code
     from {{ ref('int_hotline_tickets_placed') }} as tickets
     cross join city
-    where tickets.is_poverty_help_request
+    where tickets.is_poverty_help_request and tickets.data_month in ({{ months }})
 
 ),
 
@@ -321,16 +338,18 @@ cells as (
 final as (
 
     select
-        data_month,
-        indicator_id,
-        measure,
-        breakdown_value,
-        area_code,
-        sum(numerator) as numerator,
-        sum(denominator) as denominator,
-        sum(record_count) as record_count
+        cells.data_month,
+        cells.indicator_id,
+        cells.measure,
+        cells.breakdown_value,
+        cells.area_code,
+        sum(cells.numerator) as numerator,
+        sum(cells.denominator) as denominator,
+        sum(cells.record_count) as record_count,
+        periods.inputs_fingerprint
     from cells
-    group by 1, 2, 3, 4, 5
+    inner join periods on periods.data_month = cells.data_month
+    group by 1, 2, 3, 4, 5, periods.inputs_fingerprint
 
 )
 
