@@ -147,9 +147,20 @@ begin
         end if;
         return null;
     end if;
-    parts := coalesce(
-        regexp_match(c, '^([0-9]{4})[-/年]([0-9]{1,2})[-/月]([0-9]{1,2})日?( [0-9]{1,2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?$'),
-        regexp_match(c, '^([0-9]{4})([0-9]{2})([0-9]{2})$'));
+    -- The shapes most files use first, by plain matches: the one pattern with the optional time of
+    -- day in it costs PostgreSQL's regex engine ~30 µs a value (a month of claims dated 2026-11-05
+    -- took 14 s to parse, the same month written 20261105 one). Same answers: a time needs a space.
+    if c ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$' then
+        return util.make_date_or_null(substr(c, 1, 4)::int, substr(c, 6, 2)::int, substr(c, 9, 2)::int);
+    end if;
+    if c ~ '^[0-9]{8}$' then
+        return util.make_date_or_null(substr(c, 1, 4)::int, substr(c, 5, 2)::int, substr(c, 7, 2)::int);
+    end if;
+    if strpos(c, ' ') > 0 then
+        parts := regexp_match(c, '^([0-9]{4})[-/年]([0-9]{1,2})[-/月]([0-9]{1,2})日?( [0-9]{1,2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?$');
+    else
+        parts := regexp_match(c, '^([0-9]{4})[-/年]([0-9]{1,2})[-/月]([0-9]{1,2})日?$');
+    end if;
     return util.make_date_or_null(parts[1]::int, parts[2]::int, parts[3]::int);
 end
 $fn$;
