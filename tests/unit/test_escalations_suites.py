@@ -48,6 +48,16 @@ def test_hand_written_queries_survive_gx_substitution(feed):
         assert check.severity in {"critical", "warning"} and check.description and check.column, check.name
 
 
+def test_a_hand_written_check_without_source_row_is_refused(tmp_path):
+    feed = REGISTRY["water_supply"]
+    (tmp_path / "water_supply.yml").write_text(yaml.safe_dump({"checks": [{
+        "name": "no_row_number", "description": "缺少行号", "column": "area_code",
+        "unexpected_rows": "select area_code from {batch} where area_code is null"}]}, allow_unicode=True),
+        encoding="utf-8")
+    with pytest.raises(ValueError, match="must return _source_row"):
+        handwritten_checks(feed, tmp_path)
+
+
 def test_hand_written_check_names_are_unique_per_feed():
     for path in settings.EXPECTATIONS_DIR.glob("*.yml"):
         names = [c["name"] for c in yaml.safe_load(path.read_text(encoding="utf-8"))["checks"]]

@@ -177,6 +177,10 @@ def handwritten_checks(feed: Feed, folder: Path | None = None) -> list[Check]:
         missing = {"name", "description", "unexpected_rows"} - set(item)
         if missing:
             raise ValueError(f"{path.name}: check {i}: missing {sorted(missing)}")
+        if "_source_row" not in item["unexpected_rows"]:
+            # The gate keeps a check's failing rows and matches them back to the batch by row number.
+            raise ValueError(f"{path.name}: check {item['name']}: its query must return _source_row, the "
+                             "failing row's number in the delivery")
         if item.get("severity", "warning") not in {"critical", "warning"}:
             raise ValueError(f"{path.name}: check {item['name']}: severity must be critical or warning")
         checks.append(Check(
