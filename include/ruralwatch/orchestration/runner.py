@@ -139,7 +139,9 @@ def run_dag(dag_id: str, month: dt.date | None = None, landing: Path | None = No
         logical = pendulum.datetime(following.year, following.month, following.day, 6, tz="Asia/Shanghai")
     # Cosmos ends every dbt task with gc.collect(): over this process's heap (Airflow, dbt, GX and
     # their modules, all long-lived) that cost 0.65 s per model task, most of a small build. Frozen
-    # objects are left out of collections; what the run itself allocates is still collected.
+    # objects are left out of collections; what the run itself allocates is still collected. One
+    # collection first, so the garbage of earlier runs (a backfill's months) is freed, not frozen.
+    gc.collect()
     gc.freeze()
     started = time.monotonic()
     dag_run = dag.test(logical_date=logical, run_conf=run_conf) if logical else dag.test(run_conf=run_conf)
