@@ -83,3 +83,11 @@ def test_every_area_code_column_is_checked_against_the_reference_when_it_exists(
         assert all(c.requires == ("reference.area_codes",) for c in lookups)
         # Where the check reads from is not what it checks: the fingerprint ignores `requires`.
         assert all("reference.area_codes" in c.unexpected_rows_query for c in lookups)
+
+
+def test_the_gate_substitutes_batch_as_gx_does():
+    """A literal brace a check writes `{{` for GX must read the same when the gate runs the query itself."""
+    from ruralwatch.quality.gate import _over
+
+    query = "select _source_row from {batch} where tags @> '{{贫困户}}'"
+    assert _over(query, 'raw."_gate_x_1"') == "select _source_row from raw.\"_gate_x_1\" where tags @> '{贫困户}'"

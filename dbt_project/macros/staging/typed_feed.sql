@@ -59,6 +59,14 @@
 {% endmacro %}
 
 
+{# The types a parser reads, and the flag of a delivered value it cannot read. #}
+{% macro _invalid_value_flags() -%}
+    {{ return({'date': 'invalid_date', 'event_date': 'invalid_date', 'month': 'invalid_month',
+               'amount': 'invalid_amount', 'integer': 'invalid_integer', 'yesno': 'invalid_yesno',
+               'year': 'invalid_year', 'school_year': 'invalid_school_year'}) }}
+{%- endmacro %}
+
+
 {#
   What a column's flags need besides its parsed value: whether the cell held anything (a value that
   does not parse is null once parsed, but it was delivered), and an area code's problem.
@@ -67,7 +75,7 @@
     {%- set col = 'raw_rows.' ~ adapter.quote(name) -%}
     {%- set t = meta.type -%}
     {%- set inputs = [] -%}
-    {%- if t in ('date', 'event_date', 'month', 'amount', 'integer', 'yesno', 'year', 'school_year') -%}
+    {%- if t in _invalid_value_flags() -%}
         {%- do inputs.append("util.clean_text(" ~ col ~ ") is not null as _" ~ name ~ "_is_filled") -%}
     {%- elif t == 'area_code' -%}
         {%- do inputs.append("util.area_code_problem(" ~ col ~ ", '" ~ (meta.level or 'any') ~ "') as _" ~ name ~ "_area_problem") -%}
@@ -127,9 +135,7 @@
     {%- set filled = 'parsed._' ~ name ~ '_is_filled' -%}
     {%- set t = meta.type -%}
     {%- set flags = [] -%}
-    {%- set invalid = {'date': 'invalid_date', 'event_date': 'invalid_date', 'month': 'invalid_month',
-                       'amount': 'invalid_amount', 'integer': 'invalid_integer', 'yesno': 'invalid_yesno',
-                       'year': 'invalid_year', 'school_year': 'invalid_school_year'} -%}
+    {%- set invalid = _invalid_value_flags() -%}
     {%- if meta.required and t != 'resident_id' -%}
         {%- set missing = ('not ' ~ filled) if t in invalid else (value ~ ' is null') -%}
         {%- do flags.append("case when " ~ missing ~ " then '" ~ name ~ ":missing' end") -%}

@@ -164,8 +164,14 @@ def _evaluate_checks(conn: psycopg.Connection, feed: Feed, batch: Batch, checks:
             tables.failing[check.fingerprint] = failing
             _drop(conn, [failing])
             conn.execute(f"create unlogged table {failing} as "  # noqa: S608
-                         f"select * from ({check.query.strip().replace('{batch}', tables.rows)}) as failing")
+                         f"select * from ({_over(check.query.strip(), tables.rows)}) as failing")
     return tables
+
+
+def _over(query: str, table: str) -> str:
+    """The check's query over `table`, substituted as GX substitutes `{batch}` (str.format): a literal
+    brace written `{{` for GX reads the same here."""
+    return query.format(batch=table)
 
 
 def _drop(conn: psycopg.Connection, tables: list[str]) -> None:
@@ -264,7 +270,7 @@ def _sample(conn: psycopg.Connection, feed: Feed, tables: WorkTables, check: Che
     elif check.fingerprint in tables.failing:
         query = f"select * from {tables.failing[check.fingerprint]}"
     else:
-        query = check.rows_where(tables.flags[check.fingerprint]).replace("{batch}", tables.rows)
+        query = _over(check.rows_where(tables.flags[check.fingerprint]), tables.rows)
     cursor = conn.execute(f"select * from ({query}) as failing limit {SAMPLE_ROWS}")  # noqa: S608
     names = [d.name for d in cursor.description]
     maskers = {c.name: MASKERS[c.type] for c in feed.columns if c.type in MASKERS}
