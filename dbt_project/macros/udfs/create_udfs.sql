@@ -35,9 +35,7 @@ begin
     if body !~ '^[0-9]{17}$' then return null; end if;
     x := body::bigint;
     -- One expression: each PL/pgSQL statement costs as much as the arithmetic in it.
-    total := {% for weight in [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2] -%}
-        {{ '' if loop.first else ' + ' }}(x / {{ 10 ** (17 - loop.index) }} % 10)::int * {{ weight }}
-    {%- endfor %};
+    total := {{ _gb11643_sum('x') }};
     return substr('10X98765432', total % 11 + 1, 1);
 end
 $fn$;
@@ -51,9 +49,13 @@ $fn$;
 create or replace function util.normalize_resident_id(v text) returns text
 language plpgsql immutable parallel safe as $fn$
 declare
-    t text := util.resident_id_text(v);
+    c text := util.clean_text(v);
+    t text;
     body text;
 begin
+    -- Most IDs arrive as 18 plain characters: no full-width digit to translate.
+    if c ~ '^[0-9]{17}[0-9Xx]$' then return upper(c); end if;
+    t := upper(translate(c, '０１２３４５６７８９Ｘｘ', '0123456789XX'));
     if t ~ '^[0-9]{15}$' then
         body := substr(t, 1, 6) || '19' || substr(t, 7, 9);
         return body || util.gb11643_check_char(body);
@@ -86,26 +88,39 @@ declare
     c text := util.clean_text(v);
     n text;
     x bigint;
+    y int;
+    m int;
+    d int;
 begin
     if c is null then return 'missing'; end if;
     if coalesce(is_numeric_cell, false) then return 'numeric_cell'; end if;
-    n := util.resident_id_text(c);
-    -- The 15 → 18 conversion is normalize_resident_id's; most IDs have 18 characters and skip it.
-    if length(n) = 15 then n := util.normalize_resident_id(n); end if;
-    if n !~ '^[0-9]{17}[0-9X]$' then
-        -- Asked only of what is not an ID anyway: a value in scientific notation never has that form.
-        if c ~* '^[0-9]+(\.[0-9]+)?e\+?[0-9]+$' then return 'scientific_notation'; end if;
-        return 'format';
+    if c ~ '^[0-9]{17}[0-9Xx]$' then
+        n := upper(c);
+    else
+        n := util.resident_id_text(c);
+        -- The 15 → 18 conversion is normalize_resident_id's.
+        if length(n) = 15 then n := util.normalize_resident_id(n); end if;
+        if n !~ '^[0-9]{17}[0-9X]$' then
+            -- Asked only of what is not an ID anyway: a value in scientific notation never has that form.
+            if c ~* '^[0-9]+(\.[0-9]+)?e\+?[0-9]+$' then return 'scientific_notation'; end if;
+            return 'format';
+        end if;
     end if;
     -- The seventeen digits as one number: the address, birth date and check come out by division.
+    -- Every step is inline: a call to another function (make_date_or_null, gb11643_check_char) cost
+    -- as much as the arithmetic, and every ID of every feed is checked at the gate and in staging.
     x := left(n, 17)::bigint;
     if x / 1000000000000000 not in (
             {%- for code in var('id_province_codes') %}{{ code | int }}{{ ", " if not loop.last }}{% endfor -%}
         ) then return 'address_code'; end if;
-    if util.make_date_or_null((x / 10000000 % 10000)::int, (x / 100000 % 100)::int, (x / 1000 % 100)::int) is null then
-        return 'birth_date';
+    y := x / 10000000 % 10000;
+    m := x / 100000 % 100;
+    d := x / 1000 % 100;
+    if y < 1900 or y > 2999 or m < 1 or m > 12 or d < 1 then return 'birth_date'; end if;
+    if d > 28 and d > {{ _days_in_month('y', 'm') }} then return 'birth_date'; end if;
+    if substr(n, 18, 1) <> substr('10X98765432', ({{ _gb11643_sum('x') }}) % 11 + 1, 1) then
+        return 'check_character';
     end if;
-    if substr(n, 18, 1) <> util.gb11643_check_char(left(n, 17)) then return 'check_character'; end if;
     return null;
 end
 $fn$;
@@ -137,6 +152,9 @@ declare
     c text := util.clean_text(v);
     parts text[];
     serial int;
+    y int;
+    m int;
+    d int;
 begin
     if coalesce(is_numeric_cell, false) then
         if c ~ '^[0-9]{1,6}(\.[0-9]+)?$' then
@@ -151,17 +169,21 @@ begin
     -- day in it costs PostgreSQL's regex engine ~30 µs a value (a month of claims dated 2026-11-05
     -- took 14 s to parse, the same month written 20261105 one). Same answers: a time needs a space.
     if c ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$' then
-        return util.make_date_or_null(substr(c, 1, 4)::int, substr(c, 6, 2)::int, substr(c, 9, 2)::int);
-    end if;
-    if c ~ '^[0-9]{8}$' then
-        return util.make_date_or_null(substr(c, 1, 4)::int, substr(c, 5, 2)::int, substr(c, 7, 2)::int);
-    end if;
-    if strpos(c, ' ') > 0 then
-        parts := regexp_match(c, '^([0-9]{4})[-/年]([0-9]{1,2})[-/月]([0-9]{1,2})日?( [0-9]{1,2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?$');
+        y := substr(c, 1, 4)::int; m := substr(c, 6, 2)::int; d := substr(c, 9, 2)::int;
+    elsif c ~ '^[0-9]{8}$' then
+        y := substr(c, 1, 4)::int; m := substr(c, 5, 2)::int; d := substr(c, 7, 2)::int;
     else
-        parts := regexp_match(c, '^([0-9]{4})[-/年]([0-9]{1,2})[-/月]([0-9]{1,2})日?$');
+        if strpos(c, ' ') > 0 then
+            parts := regexp_match(c, '^([0-9]{4})[-/年]([0-9]{1,2})[-/月]([0-9]{1,2})日?( [0-9]{1,2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?$');
+        else
+            parts := regexp_match(c, '^([0-9]{4})[-/年]([0-9]{1,2})[-/月]([0-9]{1,2})日?$');
+        end if;
+        y := parts[1]::int; m := parts[2]::int; d := parts[3]::int;
     end if;
-    return util.make_date_or_null(parts[1]::int, parts[2]::int, parts[3]::int);
+    -- make_date_or_null's rule, inline (a SQL function called from PL/pgSQL is not inlined).
+    if y < 1900 or y > 2999 or m < 1 or m > 12 or d < 1 then return null; end if;
+    if d > 28 and d > {{ _days_in_month('y', 'm') }} then return null; end if;
+    return make_date(y, m, d);
 end
 $fn$;
 
@@ -193,8 +215,11 @@ $fn$;
 create or replace function util.parse_amount(v text) returns numeric
 language plpgsql immutable parallel safe as $fn$
 declare
-    a text := regexp_replace(replace(replace(util.clean_text(v), ',', ''), '，', ''), '元$', '');
+    a text := util.clean_text(v);
 begin
+    -- Most amounts are plain numbers: the separators and 元 are stripped only from the others.
+    if a ~ '^[-+]?[0-9]{1,15}(\.[0-9]{1,30})?$' then return a::numeric; end if;
+    a := regexp_replace(replace(replace(a, ',', ''), '，', ''), '元$', '');
     if a ~ '^[-+]?[0-9]{1,15}(\.[0-9]{1,30})?$' then return a::numeric; end if;
     return null;
 end
@@ -276,6 +301,21 @@ language sql immutable parallel safe as $fn$
     select case when v is not null then left(v, 1) || '**' end
 $fn$;
 {% endmacro %}
+
+
+{# The number of days in month m of year y, as a SQL expression (Gregorian leap years). #}
+{% macro _days_in_month(y, m) -%}
+    (case when {{ m }} = 2 then case when {{ y }} % 4 = 0 and ({{ y }} % 100 <> 0 or {{ y }} % 400 = 0) then 29 else 28 end
+          when {{ m }} in (4, 6, 9, 11) then 30 else 31 end)
+{%- endmacro %}
+
+
+{# GB 11643's weighted sum of the seventeen digits of the bigint x (the check character is its mod 11). #}
+{% macro _gb11643_sum(x) -%}
+    {% for weight in [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2] -%}
+        {{ '' if loop.first else ' + ' }}({{ x }} / {{ 10 ** (17 - loop.index) }} % 10)::int * {{ weight }}
+    {%- endfor %}
+{%- endmacro %}
 
 
 {# `dbt run-operation install_udfs`: the same functions outside a build (the gates need them first). #}
