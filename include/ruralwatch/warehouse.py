@@ -103,9 +103,16 @@ create table if not exists restricted.pseudonym_key (
     key_fingerprint text not null,
     created_at      timestamptz not null default now()
 );
+-- HMAC-SHA256 of the ID under the pads, as 32 hex digits. Staging joins the key row once and calls
+-- this (the planner inlines it); person_key() looked the key up again for every ID it hashed.
+create or replace function restricted.person_key_hmac(resident_id text, inner_pad bytea, outer_pad bytea)
+returns text language sql immutable parallel safe as $fn$
+    select case when resident_id is not null then
+        left(encode(sha256(outer_pad || sha256(inner_pad || convert_to(resident_id, 'UTF8'))), 'hex'), 32) end
+$fn$;
 create or replace function restricted.person_key(resident_id text) returns text
 language sql stable parallel safe as $fn$
-    select left(encode(sha256(k.outer_pad || sha256(k.inner_pad || convert_to(resident_id, 'UTF8'))), 'hex'), 32)
+    select restricted.person_key_hmac(resident_id, k.inner_pad, k.outer_pad)
     from restricted.pseudonym_key as k
     where k.key_slot = 1 and resident_id is not null
 $fn$;

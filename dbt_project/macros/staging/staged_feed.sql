@@ -57,7 +57,8 @@
             {%- endfor %}
             typed.dq_flags
             {%- for name in id_columns %},
-            restricted.person_key(case when typed.{{ name }}_problem is null then typed.{{ name }} end)
+            restricted.person_key_hmac(case when typed.{{ name }}_problem is null then typed.{{ name }} end,
+                                       pseudonym.inner_pad, pseudonym.outer_pad)
                 as {{ 'person_key' if name == 'resident_id' else name ~ '_person_key' }}
             {%- endfor %},
             {% if required_ids -%}
@@ -69,6 +70,10 @@
                 and count(*) filter (where {{ key_valid }}) over (partition by typed.batch_id, typed.data_month, {{ key_columns | join(', ') }}) > 1
             {%- else -%}false{%- endif %} as is_key_repeated
         from typed
+        {%- if id_columns %}
+        -- The key row once per query: restricted.person_key() read it again for every ID it hashed.
+        left join restricted.pseudonym_key as pseudonym on pseudonym.key_slot = 1
+        {%- endif %}
 
     )
 
