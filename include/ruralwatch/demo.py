@@ -174,11 +174,12 @@ def print_month_summary(month: dt.date, log_file: Path | None = None, seconds: f
                              else f"{_fmt(value)} {unit or ''}")
                     table.add_row(indicator_id, name, _fmt(num), _fmt(den), shown)
                 console.print(table)
-        for label, relation in [("staging.stg_rural_roster__persons", "staging.stg_rural_roster__persons"),
-                                ("marts.dim_household", "marts.dim_household")]:
+        from ruralwatch.pipeline import SUMMARY_TABLES
+
+        for relation in SUMMARY_TABLES:
             if _exists(conn, relation):
                 count = conn.execute(f"select count(*) from {relation}").fetchone()[0]  # noqa: S608 - constants
-                console.print(f"{label}: {count:,} rows")
+                console.print(f"{relation}: {count:,} rows")
     console.rule("where to look")
     reports = settings.reports_dir() / f"{month:%Y%m}"
     for name, path in [("auditor report", reports / "auditor_report.html"),
