@@ -36,6 +36,7 @@ def test_a_wrapping_call_keeps_its_function_and_shares_the_inner_call():
     "util.clean_text(ref.area_code) is null",                       # another relation's column
     "util.clean_text(area_name) is null",                           # not a column of the batch
     "util.clean_text((select max(household_code) from {batch}))",   # a subquery
+    "case when birth_date ~ '^[0-9]+$' then util.make_date_or_null(birth_date::int, 1, 1) end",  # a cast
 ])
 def test_a_call_reading_anything_but_the_batch_stays_as_written(sql):
     calls = SharedCalls(COLUMNS)

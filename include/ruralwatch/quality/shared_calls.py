@@ -7,8 +7,9 @@ one of them ran on every row. `SharedCalls` finds the calls in the checks' SQL, 
 call one column (`_call_<n>`), and rewrites the checks to read that column instead.
 
 A call is shared only when it reads nothing but the batch's own columns and literals: anything else
-(another relation's column, a subquery) could mean something different once moved, so it stays as
-written.
+(another relation's column, a subquery) could mean something different once moved, and a cast or a
+division in its arguments could fail on a row the check never meant it to see, so it stays as
+written. The parsers themselves never raise: they return null for what they cannot read.
 """
 from __future__ import annotations
 
@@ -87,6 +88,10 @@ class SharedCalls:
     def _reads_only_the_batch(self, call: str) -> bool:
         bare = re.sub(r"'(?:[^']|'')*'", "''", call)      # literals say nothing about where they read
         if "{" in bare or "}" in bare:
+            return False
+        if "::" in bare or "/" in bare:
+            # A cast or a division can fail on a value that the check's own CASE or AND kept away
+            # from it; computed for every row of the batch, it would fail the whole gate.
             return False
         bare = _CALL_START.sub("(", bare)                   # the parsers' own names
         for token in _IDENTIFIER.findall(bare):
