@@ -142,14 +142,13 @@ def _evaluate_checks(conn: psycopg.Connection, feed: Feed, batch: Batch, checks:
     """Evaluate every check once, in parallel workers where PostgreSQL can, into unlogged work tables.
 
     Row checks parse values (resident IDs, dates, amounts) with the util.* functions, and GX runs each
-    expectation's query at least twice (the rows, their count): on the raw batch every check re-parsed
-    the whole batch each time, minutes per million rows. So the batch is copied once into a work table
-    with every row check's verdict as a boolean column, computed below the usable-row window so that
-    the parsing runs in parallel workers (in one query with the window it ran after it, in one
-    process: the roster's copy took 48 s, now 30 s). Each query check (keys, households, the
-    hand-written rules) then runs once over that table into a table of its failing rows. GX validates
-    the same expectations over these tables. They live in `raw`, as restricted as the delivery they
-    copy, and are dropped when the suite has run.
+    expectation's query at least once: on the raw batch every check re-parsed the whole batch each
+    time, minutes per million rows. So the batch is copied once into a work table with one column per
+    distinct parser call of the suite (`SharedCalls`: each call once per row, in parallel workers) and
+    each row check's verdict as a boolean column over those. Each query check (keys, households, the
+    hand-written rules) then runs once over that table, reading the same columns, into a table of its
+    failing rows. GX validates the same expectations over these tables. They live in `raw`, as
+    restricted as the delivery they copy, and are dropped when the suite has run.
     """
     tables = WorkTables(_work_table(feed, batch))
     calls = SharedCalls({c.name for c in feed.columns} | BATCH_COLUMNS)
