@@ -22,12 +22,12 @@ from ruralwatch.masking import MASKERS
 from ruralwatch.quality import escalations
 from ruralwatch.quality.checks import Check, checks_for, usable_row_parts
 from ruralwatch.quality.shared_calls import SharedCalls
-from ruralwatch.warehouse import rows_table
+from ruralwatch.warehouse import RAW_ROW_COLUMNS, rows_table
 
 log = logging.getLogger(__name__)
 
-# What batch_query adds to the delivery's columns.
-BATCH_COLUMNS = {"_batch_key", "_source_row", "_numeric_cells", "_extra", "_batch_id", "_data_month"}
+# A batch's columns besides the feed's own: the raw table's, and what batch_query adds.
+BATCH_COLUMNS = {name for name, _ in RAW_ROW_COLUMNS} | {"_batch_id", "_data_month"}
 # `from x` or `join x` where x is neither the batch nor a subquery.
 _OTHER_RELATION = re.compile(r"(?<!distinct )\b(from|join)\s+(?!\{batch\}|\()", re.IGNORECASE)
 SAFE_BATCH_ID = re.compile(r"^[a-z0-9_\-]+$")

@@ -18,10 +18,9 @@ import re
 _CALL_START = re.compile(r"\butil\.[a-z_][a-z0-9_]*\s*\(", re.IGNORECASE)
 _IDENTIFIER = re.compile(r'"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_]*')
 
-# SQL words a parser call's arguments may hold besides the batch's columns.
+# SQL words a parser call's arguments may hold besides the batch's columns (no cast: see below).
 _SQL_WORDS = frozenset("""
-    util coalesce any all array false true null and or not is in distinct from interval date text int
-    integer bigint numeric boolean day month year case when then else end
+    coalesce any all array false true null and or not is in distinct from interval date case when then else end
 """.split())
 
 
