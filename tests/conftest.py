@@ -40,7 +40,7 @@ def _server_url() -> str:
 
 
 def pytest_configure(config):
-    # Cosmos renders build_warehouse from dbt's manifest, which is built ahead of time, not at parse.
+    # build_warehouse's dbt starts from the parsed project (manifest and partial parse), built ahead of time.
     from ruralwatch.transform import ensure_manifest
 
     ensure_manifest()

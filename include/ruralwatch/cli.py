@@ -265,7 +265,7 @@ def dbt_sources() -> None:
 
 @app.command("dbt-manifest")
 def dbt_manifest() -> None:
-    """Build dbt_project/target/manifest.json (dbt parse), from which Cosmos renders build_warehouse."""
+    """Build dbt_project/target/manifest.json (dbt parse), which build_warehouse's dbt starts from."""
     from ruralwatch.transform import build_manifest
 
     typer.echo(f"built: {build_manifest()}")

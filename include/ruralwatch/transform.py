@@ -93,8 +93,8 @@ def udf_sql() -> tuple[str, str]:
 
 
 def build_manifest() -> Path:
-    """`dbt parse` → target/manifest.json, which Cosmos renders the build DAG from: built ahead of
-    time so that parsing a DAG never runs dbt."""
+    """`dbt parse` ahead of time → target/manifest.json and dbt's partial-parse file, which the build
+    task's dbt (through Cosmos) starts from instead of parsing the whole project again."""
     run_dbt(["parse", "--quiet"], connect=False)
     return MANIFEST_PATH
 

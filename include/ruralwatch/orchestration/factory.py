@@ -1,4 +1,5 @@
-"""DAGs made from the feed registry: one `ingest_<feed>` per declared feed, and `build_warehouse`.
+"""DAGs made from the feed registry: one `ingest_<feed>` per declared feed, `build_warehouse` and
+`publish_reports`.
 
 Parsing these DAGs reads the registry YAML and nothing else: no database, dbt, GX or network call
 happens at import; every heavy import sits inside a task.
@@ -6,6 +7,7 @@ happens at import; every heavy import sits inside a task.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from textwrap import dedent
 
 import pendulum
@@ -138,13 +140,15 @@ def make_build_dag(registry: Registry) -> DAG:
         doc_md=dedent("""
         ### 构建数据仓库
         Whenever a feed publishes a new live batch: `prepare` (platform tables, the pseudonymisation
-        key, the util.* SQL functions), then dbt through astronomer-cosmos — one task per seed,
-        model and snapshot, each running `dbt build` on its node so its tests run right after it —
-        rendered from `dbt_project/target/manifest.json`, built ahead of time by
-        `ruralwatch dbt-manifest`, so parsing this DAG runs no dbt command.
+        key, the util.* SQL functions), then `dbt_build` — one `dbt build` of the project through
+        astronomer-cosmos, on DBT_THREADS threads (default 2): seeds, snapshots and models, each
+        model's tests right after it, so a failed test stops what is built on its model and the rest
+        goes on. Incremental models rebuild only the months whose inputs changed.
 
-        **Triage**: a failed `dbt.<model>` task's log carries dbt's own output and names the failed
-        test; fix and clear that task (its downstream reruns). Rerun everything with `ruralwatch build`.
+        **Triage**: a failed `dbt_build`'s log carries dbt's own output, a line per node, and ends with
+        the failed model or test and its error; `ruralwatch build --select <model>+` rebuilds from it
+        by hand. Fix, then clear `dbt_build`: the build runs again, and what was already built for
+        the month is kept (incremental models find nothing to do).
         """),
     ) as dag:
 
@@ -169,7 +173,7 @@ def make_build_dag(registry: Registry) -> DAG:
             # dbt recreated relations: the analyst/auditor/engineer roles get their grants again.
             return pipeline.apply_access()
 
-        prepare() >> dbt_task_group() >> grant_access() >> run_summary()
+        prepare() >> dbt_build_task() >> grant_access() >> run_summary()
     return dag
 
 
@@ -237,37 +241,49 @@ def make_publish_dag() -> DAG:
     return dag
 
 
-def dbt_task_group():
-    """dbt as Airflow tasks, rendered from the manifest (no dbt command at parse time)."""
-    from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-    from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+# dbt's threads: models that do not depend on each other build side by side. Two for the two cores of
+# the development machine; a larger warehouse server can take more (DBT_THREADS in the environment).
+DBT_THREADS = int(os.environ.get("DBT_THREADS") or 2)
+
+
+def dbt_build_task():
+    """One `dbt build` of the whole project (seeds, snapshots, models, each model's tests right after
+    it), through Cosmos with the profile made from the Airflow connection.
+
+    One task, not one per node: dbt schedules the nodes itself on its threads, and a failed test still
+    stops what is built on its model (the rest goes on). A task per node (Cosmos's default) cost ~0.5 s
+    of invocation a node (61 of them) and kept the warehouse to one model at a time; Cosmos's watcher
+    mode (one build, a sensor per node) cost as much again in XCom writes from dbt's threads.
+    """
+    from cosmos import ProfileConfig
+    from cosmos.constants import InvocationMode
+    from cosmos.operators.local import DbtBuildLocalOperator
     from cosmos.profiles import PostgresUserPasswordProfileMapping
 
     from ruralwatch import settings
-    from ruralwatch.transform import MANIFEST_PATH, dbt_executable
+    from ruralwatch.transform import dbt_executable
 
-    if not MANIFEST_PATH.exists():
-        raise FileNotFoundError(f"{MANIFEST_PATH} is missing: run `ruralwatch dbt-manifest` (make does it)")
-    return DbtTaskGroup(
-        group_id="dbt",
-        project_config=ProjectConfig(manifest_path=MANIFEST_PATH, project_name="ruralwatch",
-                                     dbt_project_path=settings.DBT_PROJECT_DIR),
+    return DbtBuildLocalOperator(
+        task_id="dbt_build",
+        project_dir=str(settings.DBT_PROJECT_DIR),
         profile_config=ProfileConfig(
             profile_name="ruralwatch", target_name="warehouse",
-            profile_mapping=PostgresUserPasswordProfileMapping(conn_id=WAREHOUSE_CONN_ID,
-                                                               profile_args={"schema": "public"})),
-        # Our own Assets are the feeds and the marts (summary task). Cosmos's per-table Assets would
-        # embed the database URL, and emitting them cost each model task a round of Airflow DB writes;
-        # RenderConfig's setting is the one Cosmos applies (operator_args' is overridden by it).
-        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.BUILD,
-                                   emit_datasets=False),
-        # In-process dbtRunner: no interpreter start-up per node.
-        execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL, invocation_mode=InvocationMode.DBT_RUNNER,
-                                         dbt_executable_path=dbt_executable()),
-        # Each task runs one node: dbt's manifest.json and run_results.json (rewritten by every task,
-        # 0.15 s each) and its up-front cache of every relation (0.1 s) serve nothing here.
-        operator_args={"install_deps": False, "dbt_cmd_flags": ["--no-write-json", "--no-populate-cache"]},
-        default_args={"retries": 1},
+            profile_mapping=PostgresUserPasswordProfileMapping(
+                conn_id=WAREHOUSE_CONN_ID, profile_args={"schema": "public", "threads": DBT_THREADS})),
+        # In-process dbtRunner: no interpreter start-up.
+        invocation_mode=InvocationMode.DBT_RUNNER,
+        dbt_executable_path=dbt_executable(),
+        install_deps=False,
+        # dbt.log beside the CLI's (the project is copied to a temporary folder for the run, and its
+        # own logs/ would go with it).
+        env={"DBT_LOG_PATH": str(settings.LOCAL_DIR / "dbt-logs")},
+        # dbt's run_results.json would only feed Cosmos's OpenLineage parsing (no lineage backend here),
+        # which logged a warning per snapshot test.
+        dbt_cmd_flags=["--no-write-json"],
+        # Our own Assets are the feeds and the marts (summary task); Cosmos's per-table Assets would
+        # embed the database URL.
+        emit_datasets=False,
+        doc_md="`dbt build` of the project; its log has dbt's line per node and names what failed.",
     )
 
 
