@@ -120,12 +120,44 @@ def test_the_api_delivery_stands_over_the_file(city, warehouse, monkeypatch, tmp
         monkeypatch.setenv("RURALWATCH_API_TOKEN", api.token)
         loaded = pipeline.load_feed(FEED, MONTH, city)
     assert sorted(o["status"] for o in loaded) == ["loaded", "loaded"]
-    pipeline.gate_feed(FEED)
+    gated = pipeline.gate_feed(FEED)
     with psycopg.connect(warehouse) as conn:
         rows = dict(conn.execute("select channel, status from raw.deliveries where feed = %s", (FEED,)).fetchall())
         live = conn.execute("select channel from raw.deliveries where is_live").fetchall()
+        checked = dict(conn.execute(
+            "select d.channel, count(r.*) from raw.deliveries d left join dq.check_results r using (batch_id) "
+            "where d.feed = %s group by d.channel", (FEED,)).fetchall())
+        file_gate = conn.execute("select gate_status, superseded_by is not null, reason from raw.deliveries "
+                                 "where channel = 'file'").fetchone()
     assert rows == {"api": "loaded", "file": "superseded"}
     assert live == [("api",)]
+    # The file could not go live whatever its checks said: it is kept, recorded, and not gated.
+    assert sorted(g["decision"] for g in gated) == ["live", "superseded"]
+    assert checked["api"] > 0 and checked["file"] == 0
+    assert file_gate[:2] == ("not_applicable", True) and "API" in file_gate[2]
+
+
+def test_a_quarantined_api_delivery_leaves_the_month_to_the_file(city, warehouse, monkeypatch, tmp_path):
+    """The API's delivery stands only once it is live: quarantined, the file is gated and goes live."""
+    from ruralwatch import pipeline
+    from ruralwatch.simulate.api import start_server
+
+    def wrong_check_characters(lines):
+        items = [json.loads(line) for line in lines]
+        for item in items[::10]:  # a tenth of the rows unusable: over the 2% that quarantines a batch
+            resident_id = item["身份证号"]
+            item["身份证号"] = resident_id[:17] + ("1" if resident_id[17] == "0" else "0")
+        return [json.dumps(item, ensure_ascii=False) for item in items]
+
+    with start_server(_platform(city, tmp_path, wrong_check_characters)) as api:
+        _use_api(monkeypatch, tmp_path, api.url, api.token)
+        pipeline.load_feed(FEED, MONTH, city)
+    gated = pipeline.gate_feed(FEED)
+    with psycopg.connect(warehouse) as conn:
+        ledger = {row[0]: row[1:] for row in conn.execute(
+            "select channel, status, gate_status, is_live from raw.deliveries where feed = %s", (FEED,))}
+    assert sorted(g["decision"] for g in gated) == ["live", "quarantined"]
+    assert ledger == {"api": ("quarantined", "failed", False), "file": ("loaded", "passed", True)}
 
 
 # -- the spool, repeated keys, inconsistent pages and the file fallback ------------------------------------
