@@ -70,3 +70,20 @@ def test_dag_runs_load_gate_and_build_and_a_rerun_adds_nothing(warehouse, landin
     second = _counts(warehouse)
     assert {k: second[k] for k in ("raw", "deliveries", "staging", "households")} == \
            {k: first[k] for k in ("raw", "deliveries", "staging", "households")}
+
+    # A correction (_v2) of the month: staging shows its rows, and only its rows, after the next build.
+    corrected = [dict(rows[0], **{"家庭年纯收入(元)": "123456"}), *rows[1:]]
+    with open(landing / "rural_roster" / "rural_roster_202611_v2.csv", "w", encoding="utf-8-sig", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(corrected)
+    run_dag("ingest_rural_roster", month=MONTH, landing=landing)
+    run_dag("build_warehouse")
+    with psycopg.connect(warehouse) as conn:
+        staged = conn.execute("select count(*), count(distinct batch_id), min(batch_id) from "
+                              "staging.stg_rural_roster__persons").fetchone()
+        live = conn.execute("select batch_id from raw.deliveries where is_live").fetchone()[0]
+        income = conn.execute("select count(*) from staging.stg_rural_roster__persons "
+                              "where household_net_income_yuan = 123456").fetchone()[0]
+    assert staged == (len(rows), 1, live)
+    assert income >= 1

@@ -56,6 +56,19 @@ def test_every_model_has_properties_and_a_tested_grain():
     assert missing == []
 
 
+def test_each_staging_view_tests_its_grain_on_its_own_feeds_newest_month():
+    """A feed's staging view is tested on the feed's newest live month (macros/tests): a grain test
+    naming another feed, or none, would test the wrong month or parse the feed's whole history."""
+    props = _properties()
+    for path in (MODELS / "staging").glob("*/*.sql"):
+        feed = path.parent.name
+        if feed == "platform":
+            continue
+        grains = [t["unique_combination_of_columns"] for t in _tests_of(props[path.stem])
+                  if isinstance(t, dict) and "unique_combination_of_columns" in t]
+        assert [g["arguments"].get("newest_month_of") for g in grains] == [feed], path.stem
+
+
 @pytest.mark.parametrize("folder", ["marts/core", "marts/leads", "marts/indicators", "marts/audit"])
 def test_every_mart_and_column_is_described_in_chinese(folder):
     props = _properties()

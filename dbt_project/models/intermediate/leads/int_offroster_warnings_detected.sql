@@ -33,16 +33,21 @@ deaths as (
 
 ),
 
+-- The columns the rules read, no more: a staging view parses only what is selected from it, and a
+-- materialised `select *` made it parse every column of a month of both feeds.
 assistance as materialized (
 
-    select * from {{ ref('stg_civil_affairs__assistance') }}
+    select data_month, source_row, person_key, resident_id, area_code, assistance_type, assistance_status,
+           monthly_amount_yuan
+    from {{ ref('stg_civil_affairs__assistance') }}
     where is_usable and data_month in ({{ months }})
 
 ),
 
 jobs as materialized (
 
-    select * from {{ ref('stg_hrss__employment') }}
+    select data_month, source_row, person_key, resident_id, employment_form, public_job_paid_through_month
+    from {{ ref('stg_hrss__employment') }}
     where is_usable and data_month in ({{ months }})
 
 ),
