@@ -393,13 +393,18 @@ def release_batch(conn: psycopg.Connection, batch_id: str, reason: str, released
         return conn.execute("select status from raw.deliveries where batch_id = %s", (batch_id,)).fetchone()[0]
 
 
+def _api_stands_over(channel: str, live_channel: str) -> bool:
+    """feeds.md: the API's delivery of a month stands over any other channel's (hrss_employment)."""
+    return live_channel == "api" and channel != "api"
+
+
 def _api_delivery_standing_over(conn: psycopg.Connection, batch_id: str) -> str | None:
-    """The live API delivery of the batch's slot, when the batch is a file (which it would outrank)."""
+    """The live API delivery of the batch's slot, when it stands over the batch."""
     row = conn.execute(
-        "select live.batch_id from raw.deliveries as me join raw.deliveries as live "
-        "on live.feed = me.feed and live.slot = me.slot and live.is_live and live.channel = 'api' "
-        "where me.batch_id = %s and me.channel = 'file'", (batch_id,)).fetchone()
-    return row[0] if row else None
+        "select live.batch_id, me.channel, live.channel from raw.deliveries as me join raw.deliveries as live "
+        "on live.feed = me.feed and live.slot = me.slot and live.is_live and live.batch_id <> me.batch_id "
+        "where me.batch_id = %s", (batch_id,)).fetchone()
+    return row[0] if row and _api_stands_over(row[1], row[2]) else None
 
 
 def go_live(conn: psycopg.Connection, batch_id: str, gate_status: str = "passed") -> None:
@@ -417,9 +422,8 @@ def go_live(conn: psycopg.Connection, batch_id: str, gate_status: str = "passed"
         "where feed = %s and slot = %s and is_live and batch_id <> %s for update", (feed, slot, batch_id)).fetchone()
     if live:
         live_id, live_version, live_channel, live_arrived = live
-        api_stands = live_channel == "api" and channel != "api"
-        newer = channel == "api" and live_channel != "api" or (version, arrived) >= (live_version, live_arrived)
-        if api_stands or not newer:
+        newer = _api_stands_over(live_channel, channel) or (version, arrived) >= (live_version, live_arrived)
+        if _api_stands_over(channel, live_channel) or not newer:
             conn.execute(
                 "update raw.deliveries set status = 'superseded', gate_status = %s, superseded_by = %s, "
                 "reason = 'a newer or preferred delivery of this month is live' where batch_id = %s",
