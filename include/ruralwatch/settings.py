@@ -14,6 +14,10 @@ LOCAL_DIR = Path(os.environ.get("RURALWATCH_LOCAL_DIR", PROJECT_ROOT / ".local")
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 DAGS_DIR = PROJECT_ROOT / "dags"
 EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
+DBT_LOG_DIR = LOCAL_DIR / "dbt-logs"
+# dbt's threads: models that do not depend on each other build side by side. Two for the two cores of
+# the development machine; a larger warehouse server can take more.
+DBT_THREADS = int(os.environ.get("DBT_THREADS") or 2)
 
 # Telemetry would try the network, which is closed here; progress bars clutter task logs.
 _QUIET_ENV = {

@@ -40,7 +40,8 @@ def dbt_env(extra: dict[str, str] | None = None, connect: bool = True) -> dict[s
         env.update(db.connection_parts().dbt_env())
     env["DBT_PROFILES_DIR"] = str(settings.DBT_PROJECT_DIR)
     env["DBT_PROJECT_DIR"] = str(settings.DBT_PROJECT_DIR)
-    env.setdefault("DBT_LOG_PATH", str(settings.LOCAL_DIR / "dbt-logs"))
+    env.setdefault("DBT_LOG_PATH", str(settings.DBT_LOG_DIR))
+    env["DBT_THREADS"] = str(settings.DBT_THREADS)
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
     env.update(extra or {})
     return env

@@ -7,7 +7,6 @@ happens at import; every heavy import sits inside a task.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from textwrap import dedent
 
 import pendulum
@@ -241,11 +240,6 @@ def make_publish_dag() -> DAG:
     return dag
 
 
-# dbt's threads: models that do not depend on each other build side by side. Two for the two cores of
-# the development machine; a larger warehouse server can take more (DBT_THREADS in the environment).
-DBT_THREADS = int(os.environ.get("DBT_THREADS") or 2)
-
-
 def dbt_build_task():
     """One `dbt build` of the whole project (seeds, snapshots, models, each model's tests right after
     it), through Cosmos with the profile made from the Airflow connection.
@@ -269,14 +263,14 @@ def dbt_build_task():
         profile_config=ProfileConfig(
             profile_name="ruralwatch", target_name="warehouse",
             profile_mapping=PostgresUserPasswordProfileMapping(
-                conn_id=WAREHOUSE_CONN_ID, profile_args={"schema": "public", "threads": DBT_THREADS})),
+                conn_id=WAREHOUSE_CONN_ID, profile_args={"schema": "public", "threads": settings.DBT_THREADS})),
         # In-process dbtRunner: no interpreter start-up.
         invocation_mode=InvocationMode.DBT_RUNNER,
         dbt_executable_path=dbt_executable(),
         install_deps=False,
         # dbt.log beside the CLI's (the project is copied to a temporary folder for the run, and its
         # own logs/ would go with it).
-        env={"DBT_LOG_PATH": str(settings.LOCAL_DIR / "dbt-logs")},
+        env={"DBT_LOG_PATH": str(settings.DBT_LOG_DIR)},
         # dbt's run_results.json would only feed Cosmos's OpenLineage parsing (no lineage backend here),
         # which logged a warning per snapshot test.
         dbt_cmd_flags=["--no-write-json"],
