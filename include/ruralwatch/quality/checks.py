@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -197,3 +198,17 @@ def checks_for(feed: Feed) -> list[Check]:
             raise ValueError(f"{feed.name}: two checks with one fingerprint ({check.name} on {check.column})")
         seen.add(check.fingerprint)
     return checks
+
+
+_RAW_RELATION = re.compile(r"\braw\.([a-z_][a-z0-9_]*)")
+
+
+def feeds_compared_with(feed: Feed, feed_names: set[str]) -> set[str]:
+    """The other feeds whose raw rows this feed's checks read (a cross-feed comparison, such as a
+    village's 总户数 as water_supply and housing_village_environment state it). Read from the checks'
+    SQL, so a new comparison needs no second declaration."""
+    read: set[str] = set()
+    for check in checks_for(feed):
+        read.update(_RAW_RELATION.findall(check.unexpected_rows_query or ""))
+        read.update(r.split(".", 1)[1] for r in check.requires if r.startswith("raw."))
+    return (read & feed_names) - {feed.name}

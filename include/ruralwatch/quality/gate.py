@@ -6,6 +6,7 @@ supersedes the earlier live batch of its slot (month, or month and town).
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -20,7 +21,7 @@ from ruralwatch import db
 from ruralwatch.feeds.registry import Feed, Registry, load_registry
 from ruralwatch.masking import MASKERS
 from ruralwatch.quality import escalations
-from ruralwatch.quality.checks import Check, checks_for, usable_row_parts
+from ruralwatch.quality.checks import Check, checks_for, feeds_compared_with, usable_row_parts
 from ruralwatch.quality.shared_calls import SharedCalls
 from ruralwatch.warehouse import RAW_ROW_COLUMNS, rows_table
 
@@ -338,31 +339,61 @@ def gate_batch(batch_id: str, registry: Registry | None = None,
                      feed.name, batch_id, standing)
             return outcome
         suite = checks_for(feed)
-        started = time.perf_counter()
-        results = validate_batch(feed, batch, applicable_checks(conn, suite))
-        gate_seconds = time.perf_counter() - started
-        checked_at = dt.datetime.now(dt.UTC)
-        run_id = f"{checked_at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-        failed_critical = [r for r in results if not r.success and r.check.severity == "critical"]
-        decision = "quarantined" if failed_critical else "live"
-        with conn.transaction():
-            _record_results(conn, run_id, batch_id, feed, results)
-            conn.execute("update raw.deliveries set gate_seconds = %s where batch_id = %s", (gate_seconds, batch_id))
-            if decision == "live":
-                go_live(conn, batch_id)
-            else:
-                reasons = "; ".join(f"{r.check.description}（{r.unexpected_count}行）" for r in failed_critical)
-                conn.execute(
-                    "update raw.deliveries set status = 'quarantined', gate_status = 'failed', is_live = false, "
-                    "reason = %s where batch_id = %s", (f"quality gate: {reasons}", batch_id))
-            # Same transaction as the verdict: a gate run is recorded with its escalations or not at all.
-            escalations.record_gate(conn, feed, batch_id, run_id, results, suite, checked_at)
-        outcome = GateOutcome(batch_id, feed.name, run_id, decision, results)
-        log.info(outcome.describe())
-        return outcome
+        with _compared_feeds_locked(conn, feed, registry):
+            return _gate(conn, feed, batch, suite)
     finally:
         if own:
             conn.close()
+
+
+@contextlib.contextmanager
+def _compared_feeds_locked(conn: psycopg.Connection, feed: Feed, registry: Registry):
+    """Hold a lock per pair of feeds whose checks compare one with the other while this one is gated.
+
+    Both feeds of a pair (water_supply and housing_village_environment: a village's 总户数) check against
+    the other's live batch, so whichever is gated second finds a disagreement. Gated at the same time —
+    their ingest DAGs are due the same day and a scheduler's workers run them side by side — each would
+    read the other's previous month and miss it. Locks are taken in one order, so two gates never wait
+    for each other in a circle.
+    """
+    names = {f.name for f in registry}
+    partners = feeds_compared_with(feed, names) | {
+        other.name for other in registry if other.name != feed.name and feed.name in feeds_compared_with(other, names)}
+    keys = [f"ruralwatch.gate.compared:{min(feed.name, p)}:{max(feed.name, p)}" for p in partners]
+    for key in sorted(keys):
+        conn.execute("select pg_advisory_lock(hashtextextended(%s, 0))", (key,))
+    try:
+        yield
+    finally:
+        for key in sorted(keys, reverse=True):
+            conn.execute("select pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
+
+
+def _gate(conn: psycopg.Connection, feed: Feed, batch: Batch, suite: list[Check]) -> GateOutcome:
+    """Run the suite on the batch and record the verdict, its check results and escalations together."""
+    batch_id = batch.batch_id
+    started = time.perf_counter()
+    results = validate_batch(feed, batch, applicable_checks(conn, suite))
+    gate_seconds = time.perf_counter() - started
+    checked_at = dt.datetime.now(dt.UTC)
+    run_id = f"{checked_at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    failed_critical = [r for r in results if not r.success and r.check.severity == "critical"]
+    decision = "quarantined" if failed_critical else "live"
+    with conn.transaction():
+        _record_results(conn, run_id, batch_id, feed, results)
+        conn.execute("update raw.deliveries set gate_seconds = %s where batch_id = %s", (gate_seconds, batch_id))
+        if decision == "live":
+            go_live(conn, batch_id)
+        else:
+            reasons = "; ".join(f"{r.check.description}（{r.unexpected_count}行）" for r in failed_critical)
+            conn.execute(
+                "update raw.deliveries set status = 'quarantined', gate_status = 'failed', is_live = false, "
+                "reason = %s where batch_id = %s", (f"quality gate: {reasons}", batch_id))
+        # Same transaction as the verdict: a gate run is recorded with its escalations or not at all.
+        escalations.record_gate(conn, feed, batch_id, run_id, results, suite, checked_at)
+    outcome = GateOutcome(batch_id, feed.name, run_id, decision, results)
+    log.info(outcome.describe())
+    return outcome
 
 
 class ReleaseRefused(ValueError):
