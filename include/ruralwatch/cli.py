@@ -128,8 +128,9 @@ def run(
     landing: Path = typer.Option(None, help="landing folder (default: RURALWATCH_LANDING)"),
     month: str = typer.Option(None, help="data month YYYY-MM"),
     months: str = typer.Option(None, help="a range of data months A:B, run one after another"),
+    workers: int = typer.Option(None, help="ingest DAGs run side by side (default RURALWATCH_INGEST_WORKERS, 2)"),
 ) -> None:
-    """Run data months through every DAG exactly as the scheduler would (dag.test), with a summary."""
+    """Run data months through every DAG as the scheduler would (dag.test), with a summary."""
     from ruralwatch import settings
     from ruralwatch.orchestration.runner import run_month, task_logs_to
     from ruralwatch.pipeline import month_range, parse_month
@@ -143,7 +144,7 @@ def run(
     with task_logs_to(log_file):
         for data_month in wanted:
             _terminal_echo(f"== {data_month:%Y-%m} from {landing}")
-            run_month(landing, data_month, echo=_terminal_echo)
+            run_month(landing, data_month, echo=_terminal_echo, workers=workers)
     from ruralwatch.demo import print_month_summary
 
     print_month_summary(wanted[-1])
@@ -153,6 +154,7 @@ def run(
 def backfill(
     months: str = typer.Option(..., help="the range of data months A:B"),
     landing: Path = typer.Option(None, help="landing folder (default: RURALWATCH_LANDING)"),
+    workers: int = typer.Option(None, help="ingest DAGs run side by side (default RURALWATCH_INGEST_WORKERS, 2)"),
 ) -> None:
     """Load and gate every month of a range, build once, publish each month (same marts as one by one)."""
     from ruralwatch import settings
@@ -164,7 +166,7 @@ def backfill(
     log_file = settings.LOCAL_DIR / "logs" / f"backfill-{wanted[0]:%Y%m}-{wanted[-1]:%Y%m}.log"
     typer.echo(f"task logs: {log_file}")
     with task_logs_to(log_file):
-        run_backfill(landing or settings.landing_dir(), wanted, echo=_terminal_echo)
+        run_backfill(landing or settings.landing_dir(), wanted, echo=_terminal_echo, workers=workers)
     from ruralwatch.demo import print_month_summary
 
     print_month_summary(wanted[-1])

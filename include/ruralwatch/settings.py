@@ -18,6 +18,9 @@ DBT_LOG_DIR = LOCAL_DIR / "dbt-logs"
 # dbt's threads: models that do not depend on each other build side by side. Two for the two cores of
 # the development machine; a larger warehouse server can take more.
 DBT_THREADS = int(os.environ.get("DBT_THREADS") or 2)
+# How many feeds' ingest DAGs `ruralwatch run`, backfill, the demo and the benchmark run side by side,
+# as a deployment's scheduler does with its workers. 1 runs them one after the other in this process.
+INGEST_WORKERS = int(os.environ.get("RURALWATCH_INGEST_WORKERS") or 2)
 
 # Telemetry would try the network, which is closed here; progress bars clutter task logs.
 _QUIET_ENV = {

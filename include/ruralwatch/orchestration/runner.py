@@ -81,6 +81,8 @@ def get_dag(dag_id: str):
 
 
 _LOG_STREAMS: dict[Path, object] = {}
+# The log file of the innermost task_logs_to, which ingest workers write to as well.
+_current_log: Path | None = None
 
 
 @contextlib.contextmanager
@@ -95,6 +97,7 @@ def task_logs_to(log_file: Path):
     saw, and a closed one made every later task fail ("I/O operation on closed file") — the second
     month of a range did. Use one log file per command rather than one per month.
     """
+    global _current_log
     log_file.parent.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     stream = _LOG_STREAMS.get(log_file)
@@ -106,6 +109,7 @@ def task_logs_to(log_file: Path):
     saved = (root.handlers[:], root.level)
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
+    outer, _current_log = _current_log, log_file
     try:
         with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
             yield log_file
@@ -114,6 +118,7 @@ def task_logs_to(log_file: Path):
     finally:
         stream.flush()
         root.handlers[:], root.level = saved
+        _current_log = outer
 
 
 def run_dag(dag_id: str, month: dt.date | None = None, landing: Path | None = None,
@@ -179,20 +184,127 @@ def feeds_with_deliveries(landing: Path, month: dt.date) -> list[str]:
     return [feed.name for feed in registry if feed.name in names]
 
 
-def run_month(landing: Path, month: dt.date, echo=None) -> list[DagRunResult]:
-    """One data month through every DAG, in the order the scheduler would run them."""
+def run_month(landing: Path, month: dt.date, echo=None, workers: int | None = None) -> list[DagRunResult]:
+    """One data month through every DAG, in the order the scheduler would run them: the feeds' ingest
+    DAGs side by side (as the scheduler's workers run them), then the build and the reports."""
     echo = echo or (lambda message: None)
-    results = []
-    for feed in feeds_with_deliveries(landing, month):
-        result = run_dag(f"ingest_{feed}", month=month, landing=landing)
-        echo(f"ingest_{feed}: {result.state} in {result.seconds:.1f}s "
-             f"({', '.join(f'{t}={s}' for t, s in sorted(result.tasks.items()))})")
-        results.append(result)
+    results = run_ingests(landing, month, feeds_with_deliveries(landing, month), echo, workers)
     for dag_id in downstream_dag_ids():
         result = run_dag(dag_id, month=month)
         echo(f"{dag_id}: {result.state} in {result.seconds:.1f}s ({len(result.tasks)} tasks)")
         results.append(result)
     return results
+
+
+def ingest_waits(feeds: list[str]) -> dict[str, set[str]]:
+    """For each feed, the feeds listed before it whose ingest it waits for.
+
+    Two feeds whose checks compare one with the other (`feeds_compared_with`) run one after the other,
+    in the registry's order: run side by side, each gate could miss the other's new batch, or see it
+    half-way, and the month's verdicts would depend on timing. Every other pair is independent.
+    """
+    from ruralwatch.feeds.registry import load_registry
+    from ruralwatch.quality.checks import feeds_compared_with
+
+    registry = load_registry()
+    names = set(feeds)
+    compared = {name: feeds_compared_with(registry[name], names) for name in feeds}
+    order = [feed.name for feed in registry if feed.name in names]
+    return {name: {earlier for earlier in order[:order.index(name)]
+                   if earlier in compared[name] or name in compared[earlier]}
+            for name in order}
+
+
+def run_ingests(landing: Path, month: dt.date, feeds: list[str], echo=None,
+                workers: int | None = None, run=None) -> list[DagRunResult]:
+    """The month's ingest DAGs, `workers` at a time (settings.INGEST_WORKERS), each in a process of its
+    own as a scheduler's worker runs it; one worker runs them here, one after the other.
+
+    A failed DAG stops further feeds from starting; those already running finish, then it raises.
+    `run` stands in for run_dag (a module-level function, as workers import it by name).
+    """
+    run = run or run_dag
+    echo = echo or (lambda message: None)
+    workers = min(workers or settings.INGEST_WORKERS, len(feeds))
+    if workers <= 1:
+        results = []
+        for feed in feeds:
+            results.append(run(f"ingest_{feed}", month, landing))
+            echo(_describe_ingest(results[-1]))
+        return results
+    import concurrent.futures as futures
+    import multiprocessing
+
+    from ruralwatch.pipeline import prepare_warehouse
+
+    # Once, here: the workers would otherwise race to create the same tables and functions.
+    prepare_warehouse()
+    ensure_airflow_db()
+    ensure_warehouse_connection()
+    waits = ingest_waits(feeds)
+    context = multiprocessing.get_context("spawn")
+    slots = context.Queue()
+    for slot in range(workers):
+        slots.put(_worker_metadata(slot))
+    results: dict[str, DagRunResult] = {}
+    failure: BaseException | None = None
+    with futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start,
+                                     initargs=(slots, _current_log)) as pool:
+        running: dict[futures.Future, str] = {}
+        waiting = list(waits)
+        while waiting or running:
+            ready = [] if failure else [f for f in waiting if waits[f] <= results.keys()]
+            for feed in ready[:workers - len(running)]:
+                waiting.remove(feed)
+                running[pool.submit(run, f"ingest_{feed}", month, landing)] = feed
+            if not running:
+                break
+            done, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
+            for future in done:
+                feed = running.pop(future)
+                try:
+                    results[feed] = future.result()
+                except Exception as exc:  # noqa: BLE001 - raised below, after the running ones finish
+                    failure = failure or exc
+                    continue
+                echo(_describe_ingest(results[feed]))
+    if failure is not None:
+        raise failure
+    return [results[feed] for feed in feeds]
+
+
+def _describe_ingest(result: DagRunResult) -> str:
+    return (f"{result.dag_id}: {result.state} in {result.seconds:.1f}s "
+            f"({', '.join(f'{t}={s}' for t, s in sorted(result.tasks.items()))})")
+
+
+def _worker_metadata(slot: int) -> str | None:
+    """Each worker's Airflow metadata: a copy of the local SQLite database, since two processes writing
+    one SQLite file lock each other out. A deployment's own metadata database serves every worker."""
+    if os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"):
+        return None
+    import shutil
+
+    source = Path(os.environ["AIRFLOW_HOME"]) / "airflow.db"
+    target = source.parent / "workers" / f"airflow-{slot}.db"
+    target.parent.mkdir(exist_ok=True)
+    shutil.copyfile(source, target)
+    return f"sqlite:///{target}"
+
+
+_worker_logs = None
+
+
+def _worker_start(slots, log_file: Path | None) -> None:
+    """In each worker process, before Airflow is imported: its metadata, and the parent's log file."""
+    global _worker_logs
+    metadata = slots.get()
+    if metadata:
+        os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = metadata
+    if log_file is not None:
+        # Entered for the life of the process: the worker's task logs go where the parent's go.
+        _worker_logs = task_logs_to(log_file)
+        _worker_logs.__enter__()
 
 
 def downstream_dag_ids() -> list[str]:
@@ -208,16 +320,14 @@ def get_dagbag():
     return _dagbag
 
 
-def backfill(landing: Path, months: list[dt.date], echo=None) -> list[DagRunResult]:
+def backfill(landing: Path, months: list[dt.date], echo=None, workers: int | None = None) -> list[DagRunResult]:
     """Load and gate every month of a range, then build once and publish each month: what an engineer
     runs to catch up several past months; it gives the same marts as running them one by one."""
     echo = echo or (lambda message: None)
     results = []
     for month in months:
-        for feed in feeds_with_deliveries(landing, month):
-            result = run_dag(f"ingest_{feed}", month=month, landing=landing)
-            echo(f"{month:%Y-%m} ingest_{feed}: {result.state} in {result.seconds:.1f}s")
-            results.append(result)
+        results += run_ingests(landing, month, feeds_with_deliveries(landing, month),
+                               lambda line, month=month: echo(f"{month:%Y-%m} {line}"), workers)
     result = run_dag("build_warehouse")
     echo(f"build_warehouse: {result.state} in {result.seconds:.1f}s ({len(result.tasks)} tasks)")
     results.append(result)
