@@ -67,7 +67,8 @@ def bare_copy(url: str, path: Path) -> float:
         return time.perf_counter() - started
 
 
-def loader_run(url: str, path: Path) -> tuple[float, int]:
+def loader_run(url: str, path: Path, feed: str = FEED) -> tuple[float, int]:
+    """The loader alone on one file, into the (empty) database at `url`: seconds and rows."""
     import os
     import shutil
     import tempfile
@@ -76,18 +77,26 @@ def loader_run(url: str, path: Path) -> tuple[float, int]:
     from ruralwatch.feeds.registry import load_registry
     from ruralwatch.warehouse import ensure_platform_tables
 
+    saved = {name: os.environ.get(name) for name in ("WAREHOUSE_URL", "RURALWATCH_ARCHIVE")}
     os.environ["WAREHOUSE_URL"] = url
     # A fresh archive folder per run: keeping the delivery's bytes is part of loading it, and an archive
     # that already holds the file (the previous run's) would skip that copy.
-    os.environ["RURALWATCH_ARCHIVE"] = tempfile.mkdtemp(prefix="ruralwatch-bench-archive-")
-    registry = load_registry()
-    with psycopg.connect(url, autocommit=True) as conn:
-        ensure_platform_tables(conn, registry)
-        loader = Loader(conn, registry)
-        started = time.perf_counter()
-        outcome = loader.load_file(registry[FEED], path)
-        elapsed = time.perf_counter() - started
-    shutil.rmtree(os.environ.pop("RURALWATCH_ARCHIVE"), ignore_errors=True)
+    archive = os.environ["RURALWATCH_ARCHIVE"] = tempfile.mkdtemp(prefix="ruralwatch-bench-archive-")
+    try:
+        registry = load_registry()
+        with psycopg.connect(url, autocommit=True) as conn:
+            ensure_platform_tables(conn, registry)
+            loader = Loader(conn, registry)
+            started = time.perf_counter()
+            outcome = loader.load_file(registry[feed], path)
+            elapsed = time.perf_counter() - started
+    finally:
+        shutil.rmtree(archive, ignore_errors=True)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     if outcome.status != "loaded":
         raise RuntimeError(f"the loader did not load the file: {outcome.describe()}")
     return elapsed, outcome.rows
