@@ -200,8 +200,10 @@ def ingest_waits(feeds: list[str]) -> dict[str, set[str]]:
     """For each feed, the feeds listed before it whose ingest it waits for.
 
     Two feeds whose checks compare one with the other (`feeds_compared_with`) run one after the other,
-    in the registry's order: run side by side, each gate could miss the other's new batch, or see it
-    half-way, and the month's verdicts would depend on timing. Every other pair is independent.
+    in the registry's order. Side by side, the gate's lock still lets the second of the two find a
+    disagreement, but which one is second, and so which department is escalated to, would depend on
+    timing; one-at-a-time runs and backfills must give the same verdicts. Every other pair is
+    independent.
     """
     from ruralwatch.feeds.registry import load_registry
     from ruralwatch.quality.checks import feeds_compared_with
