@@ -199,22 +199,19 @@ def run_month(landing: Path, month: dt.date, echo=None, workers: int | None = No
 def ingest_waits(feeds: list[str]) -> dict[str, set[str]]:
     """For each feed, the feeds listed before it whose ingest it waits for.
 
-    Two feeds whose checks compare one with the other (`feeds_compared_with`) run one after the other,
+    Two feeds whose checks compare one with the other (`comparison_partners`) run one after the other,
     in the registry's order. Side by side, the gate's lock still lets the second of the two find a
     disagreement, but which one is second, and so which department is escalated to, would depend on
     timing; one-at-a-time runs and backfills must give the same verdicts. Every other pair is
     independent.
     """
     from ruralwatch.feeds.registry import load_registry
-    from ruralwatch.quality.checks import feeds_compared_with
+    from ruralwatch.quality.checks import comparison_partners
 
     registry = load_registry()
-    names = set(feeds)
-    compared = {name: feeds_compared_with(registry[name], names) for name in feeds}
-    order = [feed.name for feed in registry if feed.name in names]
-    return {name: {earlier for earlier in order[:order.index(name)]
-                   if earlier in compared[name] or name in compared[earlier]}
-            for name in order}
+    partners = comparison_partners(registry)
+    order = [feed.name for feed in registry if feed.name in set(feeds)]
+    return {name: partners[name] & set(order[:order.index(name)]) for name in order}
 
 
 def run_ingests(landing: Path, month: dt.date, feeds: list[str], echo=None,
@@ -239,7 +236,7 @@ def run_ingests(landing: Path, month: dt.date, feeds: list[str], echo=None,
 
     from ruralwatch.pipeline import prepare_warehouse
 
-    # Once, here: the workers would otherwise race to create the same tables and functions.
+    # Once, before any load: a first set-up (tables, functions, key) then never runs beside a load.
     prepare_warehouse()
     ensure_airflow_db()
     ensure_warehouse_connection()

@@ -203,12 +203,18 @@ def checks_for(feed: Feed) -> list[Check]:
 _RAW_RELATION = re.compile(r"\braw\.([a-z_][a-z0-9_]*)")
 
 
-def feeds_compared_with(feed: Feed, feed_names: set[str]) -> set[str]:
-    """The other feeds whose raw rows this feed's checks read (a cross-feed comparison, such as a
-    village's 总户数 as water_supply and housing_village_environment state it). Read from the checks'
-    SQL, so a new comparison needs no second declaration."""
-    read: set[str] = set()
-    for check in checks_for(feed):
-        read.update(_RAW_RELATION.findall(check.unexpected_rows_query or ""))
-        read.update(r.split(".", 1)[1] for r in check.requires if r.startswith("raw."))
-    return (read & feed_names) - {feed.name}
+def comparison_partners(registry) -> dict[str, set[str]]:
+    """For each feed, the feeds it is compared with: its checks read their raw rows, or theirs read its
+    (a village's 总户数 as water_supply and housing_village_environment state it). Read from the
+    checks' SQL, so a new comparison needs no second declaration; the gate and the runner both keep
+    such a pair apart."""
+    names = {feed.name for feed in registry}
+    partners: dict[str, set[str]] = {name: set() for name in names}
+    for feed in registry:
+        for check in checks_for(feed):
+            read = set(_RAW_RELATION.findall(check.unexpected_rows_query or ""))
+            read.update(r.split(".", 1)[1] for r in check.requires if r.startswith("raw."))
+            for other in (read & names) - {feed.name}:
+                partners[feed.name].add(other)
+                partners[other].add(feed.name)
+    return partners

@@ -21,7 +21,7 @@ from ruralwatch import db
 from ruralwatch.feeds.registry import Feed, Registry, load_registry
 from ruralwatch.masking import MASKERS
 from ruralwatch.quality import escalations
-from ruralwatch.quality.checks import Check, checks_for, feeds_compared_with, usable_row_parts
+from ruralwatch.quality.checks import Check, checks_for, comparison_partners, usable_row_parts
 from ruralwatch.quality.shared_calls import SharedCalls
 from ruralwatch.warehouse import RAW_ROW_COLUMNS, rows_table
 
@@ -356,10 +356,8 @@ def _compared_feeds_locked(conn: psycopg.Connection, feed: Feed, registry: Regis
     read the other's previous month and miss it. Locks are taken in one order, so two gates never wait
     for each other in a circle.
     """
-    names = {f.name for f in registry}
-    partners = feeds_compared_with(feed, names) | {
-        other.name for other in registry if other.name != feed.name and feed.name in feeds_compared_with(other, names)}
-    keys = [f"ruralwatch.gate.compared:{min(feed.name, p)}:{max(feed.name, p)}" for p in partners]
+    keys = [f"ruralwatch.gate.compared:{min(feed.name, p)}:{max(feed.name, p)}"
+            for p in comparison_partners(registry)[feed.name]]
     for key in sorted(keys):
         conn.execute("select pg_advisory_lock(hashtextextended(%s, 0))", (key,))
     try:
