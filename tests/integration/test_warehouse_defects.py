@@ -113,3 +113,72 @@ def test_the_build_does_not_need_the_escalation_ledger(city: City):
         run_dbt(["build", "--select", "stg_dq__escalations"])
     with city.connect() as conn:
         assert conn.execute("select count(*) from staging.stg_dq__escalations").fetchone()[0] == escalations > 0
+
+
+def _live_batches(conn) -> list[tuple[str, int]]:
+    return conn.execute("select feed, batch_key from raw.deliveries where is_live order by batch_key").fetchall()
+
+
+def test_each_batch_is_parsed_once_by_its_gate_as_the_parsers_read_its_values(city: City):
+    """The gate keeps each batch's parse, which its checks and staging both read (ruralwatch.feeds.parsed).
+    Every call the gate takes from the parse must equal the parser run on the delivered values, on
+    every row of every live batch of a month with the default defects."""
+    from ruralwatch.feeds.parsed import partition_name
+    from ruralwatch.feeds.registry import load_registry
+    from ruralwatch.quality.checks import parsed_calls
+
+    registry = load_registry()
+    compared = differing = defective = 0
+    with city.connect() as conn:
+        batches = _live_batches(conn)
+        assert {feed for feed, _ in batches} >= {"rural_roster", "health_insurance_enrollment", "hrss_employment"}
+        for feed_name, batch_key in batches:
+            feed = registry[feed_name]
+            partition = partition_name(feed, batch_key)
+            # The gate parsed it: the build had nothing left to parse (a partition per live batch).
+            assert conn.execute("select to_regclass(%s) is not null", (f"raw.{partition}",)).fetchone()[0], partition
+            for call, column in parsed_calls(feed).items():
+                row = conn.execute(
+                    f"select count(*), count(*) filter (where called.value is distinct from parse.\"{column}\"), "
+                    f"count(*) filter (where parse.\"{column}\" is null) "
+                    f"from (select _source_row, {call} as value from raw.\"{feed.raw_table}__rows\" "
+                    f"where _batch_key = {batch_key}) as called "
+                    f"join raw.\"{partition}\" as parse on parse._source_row = called._source_row").fetchone()
+                compared += row[0]
+                differing += row[1]
+                if column.endswith("_problem"):
+                    defective += row[0] - row[2]
+    assert compared > 50_000
+    assert defective > 0, "no value had a problem: the comparison would not see a wrong parse"
+    assert differing == 0
+
+
+def test_a_build_parses_the_live_batches_its_gates_did_not(city: City):
+    """A batch loaded before the parse was kept, or parsed by older parsers, is parsed by the build's
+    preparation, and staging reads the same rows from it."""
+    from ruralwatch import pipeline
+    from ruralwatch.feeds.parsed import parsed_table, partition_name
+    from ruralwatch.feeds.registry import load_registry
+
+    registry = load_registry()
+    with city.connect(autocommit=True) as conn:
+        before = conn.execute("select count(*), count(*) filter (where is_usable), "
+                              "count(*) filter (where cardinality(dq_flags) > 0) "
+                              "from staging.stg_rural_roster__persons").fetchone()
+        assert pipeline.prepare_build() == []          # every live batch is parsed: nothing to do
+        roster_key = next(key for feed, key in _live_batches(conn) if feed == "rural_roster")
+        claims_key = next(key for feed, key in _live_batches(conn) if feed == "health_medical_claims")
+        conn.execute(f'drop table raw."{partition_name(registry["rural_roster"], roster_key)}"')
+        # Parsed by other parsers: the parent's version no longer matches.
+        conn.execute(f"comment on table raw.\"{parsed_table(registry['health_medical_claims'])}\" is 'older'")
+        claims_before = conn.execute("select count(*) from staging.stg_health_insurance__medical_claims").fetchone()[0]
+    parsed = pipeline.prepare_build()
+    assert ("rural_roster", roster_key) in parsed
+    assert ("health_medical_claims", claims_key) in parsed
+    with city.connect() as conn:
+        after = conn.execute("select count(*), count(*) filter (where is_usable), "
+                             "count(*) filter (where cardinality(dq_flags) > 0) "
+                             "from staging.stg_rural_roster__persons").fetchone()
+        assert after == before and before[2] > 0
+        assert conn.execute("select count(*) from staging.stg_health_insurance__medical_claims").fetchone()[0] \
+            == claims_before > 0
