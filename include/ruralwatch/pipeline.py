@@ -56,7 +56,7 @@ def data_month_for_run(logical_date: dt.datetime | dt.date | None, month_param: 
 
 def prepare_warehouse() -> None:
     """Idempotent set-up: platform tables, the pseudonymisation key, the shared SQL functions."""
-    from ruralwatch.transform import parser_view_sql, udf_sql
+    from ruralwatch.transform import udf_sql
 
     version, ddl = udf_sql()
     marker = f"ruralwatch util functions {version}"
@@ -69,8 +69,6 @@ def prepare_warehouse() -> None:
             with conn.transaction():
                 conn.execute("select pg_advisory_xact_lock(hashtext('ruralwatch.udfs'))")
                 conn.execute(ddl)
-                # Over the raw tables ensure_platform_tables made, calling the functions just made.
-                conn.execute(parser_view_sql()[1])
                 conn.execute(f"comment on schema util is '{marker}'")  # version is hex: safe
 
 
@@ -216,21 +214,10 @@ def send_notifications() -> dict:
     return {"sent": report.sent, "failed": report.failed, "waiting": report.waiting}
 
 
-def prepare_build() -> list[tuple[str, int]]:
-    """What a warehouse build needs before dbt: prepare_warehouse, and every live batch parsed with
-    the current parsers (the gates parse what they check; this parses the rest, e.g. after the
-    parsers changed). Returns the (feed, batch key) it had to parse."""
-    from ruralwatch.feeds.parsed import ensure_parsed
-
-    prepare_warehouse()
-    with db.connect(autocommit=True) as conn:
-        return ensure_parsed(conn, load_registry())
-
-
 def build_warehouse(select: str | None = None, echo: bool = False) -> None:
     from ruralwatch.transform import run_dbt
 
-    prepare_build()
+    prepare_warehouse()
     run_dbt(["seed", "--quiet"] if not echo else ["seed"], echo=echo)
     args = ["build"]
     if select:

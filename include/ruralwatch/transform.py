@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ruralwatch import settings
-from ruralwatch.feeds.dbt_sources import SOURCES_PATH, write_sources
+from ruralwatch.feeds.dbt_sources import write_sources
 
 
 class DbtError(RuntimeError):
@@ -72,43 +72,20 @@ def run_dbt(args: Sequence[str], *, check: bool = True, echo: bool = False,
     return result
 
 
-_VIEWS_MARK = "-- ruralwatch: the parser views --"
-
-
 def udf_sql() -> tuple[str, str]:
     """(version, SQL) of the util.* functions, rendered by dbt from its macro and cached by content.
 
     The gates need these functions before any model is built, and a fresh database (a test, a new
     deployment) needs them at once; rendering costs a dbt start-up, so the SQL is kept per version.
     """
-    version, text = _rendered()
-    return version, text.split(_VIEWS_MARK)[0]
-
-
-def parser_view_sql() -> tuple[str, str]:
-    """(version, SQL) of every feed's view raw.<feed>__parser (the staging macro `parsed_rows`), which
-    the gate keeps a batch of (ruralwatch.feeds.parsed). Same version as the functions they call."""
-    version, text = _rendered()
-    return version, text.split(_VIEWS_MARK)[1]
-
-
-def _rendered() -> tuple[str, str]:
     import hashlib
 
-    write_sources()
-    # The parser views read every feed's declaration and the staging parse macros as well.
     sources = [settings.DBT_PROJECT_DIR / "macros" / "udfs" / "create_udfs.sql",
-               settings.DBT_PROJECT_DIR / "macros" / "staging" / "typed_feed.sql",
-               settings.DBT_PROJECT_DIR / "macros" / "staging" / "feed_meta.sql",
-               settings.DBT_PROJECT_DIR / "dbt_project.yml", SOURCES_PATH]
+               settings.DBT_PROJECT_DIR / "dbt_project.yml"]
     version = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
     cache = settings.LOCAL_DIR / "cache" / f"udfs-{version}.sql"
     if not cache.exists():
-        # One dbt start-up for both.
-        result = run_dbt(["--quiet", "compile", "--inline",
-                          "{{ create_udfs() }}\n" + _VIEWS_MARK + "\n{{ create_parser_views() }}"])
-        if _VIEWS_MARK not in result.output:
-            raise DbtError(f"dbt compile of the util functions printed no parser views:\n{result.output[-2000:]}")
+        result = run_dbt(["--quiet", "compile", "--inline", "{{ create_udfs() }}"])
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(".part")
         tmp.write_text(result.output, encoding="utf-8")

@@ -8,8 +8,8 @@
   - is_key_repeated: another row of the same batch has the same key (feeds.md: keys are unique
     within one delivery; neither copy can be trusted, so both are out — the gate counts them the same
     way against the batch's 2%). The window is partitioned by batch and data month (a batch has one
-    month) so that a filter on either reaches the parsed rows below it: the incremental facts read one
-    month of a feed, not its history;
+    month) so that a filter on either reaches the raw rows before the parsers run: the incremental
+    facts read one month of a feed, not its history;
   - is_usable: all three are fine, so the row can be joined (feeds.md: "a row whose key is invalid
     after normalisation takes part in no indicator and no rule").
   Staging models select from it and add only what is particular to their feed.
@@ -48,6 +48,7 @@
     checked as (
 
         select
+            {#- typed's own columns, without its planner fence (_batch_month_rows) #}
             typed.batch_id, typed.data_month, typed.period_end_date, typed.source_file, typed.source_row,
             typed.extra_columns,
             {%- for name, meta in columns %}

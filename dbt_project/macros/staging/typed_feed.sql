@@ -1,18 +1,13 @@
 {#
-  typed_feed(feed): the live rows of one feed, every declared column typed, plus `dq_flags`
-  ('column:reason' for each value that did not parse) so nothing is dropped silently.
+  typed_feed(feed): the live rows of one feed, every declared column typed by the util.* parsers,
+  plus `dq_flags` ('column:reason' for each value that did not parse) so nothing is dropped silently.
 
-  The values were parsed once per batch, by the quality gate (`parsed_rows` below, kept in the
-  partitioned table raw.<feed>__parsed): the gate's checks and staging read the same parsed values,
-  and a month's build reads a table instead of running every parser again (at a million persons the
-  roster's parse alone was ~25 s of the build, each other person feed 6-12 s). The warehouse build
-  first parses any live batch the gate did not (ruralwatch.feeds.parsed.ensure_parsed).
   The column list, types, units and area levels come from the source's meta, rendered from the feed
   registry (include/ruralwatch/feeds/registry.yml), so staging models never repeat them.
   Live rows: the batch that the quality gate let through for each month (raw.deliveries.is_live).
 #}
 {% macro typed_feed(feed) %}
-    {%- set relation = source('raw', feed ~ '__parsed') -%}
+    {%- set relation = source('raw', feed) -%}
     {%- set deliveries = source('raw', 'deliveries') -%}
     {%- set columns = feed_columns(feed) %}
     select
@@ -29,66 +24,38 @@
             {{ flag }}
             {%- endfor %}
         {%- endfor %}
-        ]::text[], null) as dq_flags
+        ]::text[], null) as dq_flags,
+        parsed._batch_month_rows
     from (
 
+        -- Each value is parsed once, here; the flags above read the parsed values (and whether the cell
+        -- held anything), not the raw text again: parsing them again cost as much as the parse itself.
         select
-            batches.batch_id,
-            batches.data_month,
-            (batches.data_month + interval '1 month' - interval '1 day')::date as period_end_date,
-            batches.file_name as source_file,
-            parsed_rows._source_row as source_row,
-            parsed_rows._extra as extra_columns
+            raw_rows._batch_id as batch_id,
+            raw_rows._data_month as data_month,
+            (raw_rows._data_month + interval '1 month' - interval '1 day')::date as period_end_date,
+            raw_rows._source_file as source_file,
+            raw_rows._source_row as source_row,
+            raw_rows._extra as extra_columns
         {%- for name, meta in columns %},
-            {%- if meta.type == 'amount' %}
-            parsed_rows.{{ name }} * {{ _unit_factor(name, meta) }} as {{ name }}
-            {%- else %}
-            parsed_rows.{{ name }}
-            {%- endif %}
-            {%- if meta.type == 'resident_id' %}, parsed_rows.{{ name }}_problem, parsed_rows.{{ name }}_was_15_digit{% endif %}
-            {%- for helper in _flag_input_names(name, meta) %},
-            parsed_rows.{{ helper }}
+            {{ typed_column(name, meta) }}
+            {%- for helper in _flag_inputs(name, meta) %},
+            {{ helper }}
             {%- endfor %}
-        {%- endfor %}
-        from {{ relation }} as parsed_rows
+        {%- endfor %},
+            -- A planner fence, not a figure: a subquery with a window function is not flattened into the
+            -- query that reads it, so each parser above runs once per row, in parallel workers. Flattened,
+            -- every later use of a column (a flag, a key check, the person_key, the repeated-key window)
+            -- re-ran its parser: the roster parsed each resident ID seven times (6.9 s → 2.3 s for 43k
+            -- rows). The window is partitioned by batch and month, so a filter on either still reaches
+            -- the raw rows before any parser runs.
+            count(*) over (partition by raw_rows._batch_id, raw_rows._data_month) as _batch_month_rows
+        from {{ relation }} as raw_rows
         inner join {{ deliveries }} as batches
-            on batches.batch_key = parsed_rows._batch_key
+            on batches.batch_key = raw_rows._batch_key
             and batches.is_live
 
     ) as parsed
-{% endmacro %}
-
-
-{#
-  parsed_rows(feed): each value of every batch of a feed, parsed by the util.* parsers, as the view
-  raw.<feed>__parser (create_parser_views). The gate keeps one batch of it as a partition of
-  raw.<feed>__parsed and evaluates its checks over those values; typed_feed reads them. Amounts stay
-  in the unit the header named: the unit factor is a property of the live batch, applied in staging.
-#}
-{% macro parsed_rows(feed) %}
-    {%- set columns = feed_columns(feed) %}
-    select
-        raw_rows._batch_key,
-        raw_rows._source_row,
-        raw_rows._extra
-    {%- for name, meta in columns %},
-        {{ typed_column(name, meta) }}
-        {%- for helper in _flag_inputs(name, meta) %},
-        {{ helper }}
-        {%- endfor %}
-    {%- endfor %}
-    from raw.{{ adapter.quote(feed ~ '__rows') }} as raw_rows
-{% endmacro %}
-
-
-{# Every feed's parser view, rendered with the util.* functions (ruralwatch.transform.udf_sql). #}
-{% macro create_parser_views() %}
-    {%- if execute -%}
-    {%- for node in graph.get('sources', {}).values() if node.source_name == 'raw' and (node.get('meta') or node.get('config', {}).get('meta', {})).feed %}
-drop view if exists raw.{{ adapter.quote(node.name ~ '__parser') }};
-create view raw.{{ adapter.quote(node.name ~ '__parser') }} as {{ parsed_rows(node.name) }};
-    {%- endfor %}
-    {%- endif %}
 {% endmacro %}
 
 
@@ -114,17 +81,6 @@ create view raw.{{ adapter.quote(node.name ~ '__parser') }} as {{ parsed_rows(no
         {%- do inputs.append("util.area_code_problem(" ~ col ~ ", '" ~ (meta.level or 'any') ~ "') as _" ~ name ~ "_area_problem") -%}
     {%- endif -%}
     {{ return(inputs) }}
-{%- endmacro %}
-
-
-{% macro _flag_input_names(name, meta) -%}
-    {%- set names = [] -%}
-    {%- if meta.type in _invalid_value_flags() -%}
-        {%- do names.append('_' ~ name ~ '_is_filled') -%}
-    {%- elif meta.type == 'area_code' -%}
-        {%- do names.append('_' ~ name ~ '_area_problem') -%}
-    {%- endif -%}
-    {{ return(names) }}
 {%- endmacro %}
 
 
@@ -155,7 +111,7 @@ create view raw.{{ adapter.quote(node.name ~ '__parser') }} as {{ parsed_rows(no
     {%- elif t == 'month' -%}
         util.parse_month({{ col }}) as {{ name }}
     {%- elif t == 'amount' -%}
-        util.parse_amount({{ col }}) as {{ name }}
+        util.parse_amount({{ col }}) * {{ _unit_factor(name, meta) }} as {{ name }}
     {%- elif t == 'integer' -%}
         util.parse_integer({{ col }}) as {{ name }}
     {%- elif t == 'yesno' -%}

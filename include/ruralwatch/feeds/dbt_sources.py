@@ -50,12 +50,6 @@ def render_sources(registry: Registry | None = None) -> str:
                 for col in feed.columns
             ],
         })
-        tables.append({
-            "name": f"{feed.raw_table}__parsed",
-            "description": (f"{feed.department.name}：{feed.title}（逐值解析结果，每批次一个分区；质量校验时生成，"
-                            "staging 读取）"),
-            "meta": {"parsed_rows_of": feed.name},
-        })
     doc = {"version": 2, "sources": [{
         "name": "raw",
         "schema": "raw",

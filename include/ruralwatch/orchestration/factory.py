@@ -139,8 +139,7 @@ def make_build_dag(registry: Registry) -> DAG:
         doc_md=dedent("""
         ### 构建数据仓库
         Whenever a feed publishes a new live batch: `prepare` (platform tables, the pseudonymisation
-        key, the util.* SQL functions, and the parse of any live batch its gate did not parse with
-        the current parsers), then `dbt_build` — one `dbt build` of the project through
+        key, the util.* SQL functions), then `dbt_build` — one `dbt build` of the project through
         astronomer-cosmos, on DBT_THREADS threads (default 2): seeds, snapshots and models, each
         model's tests right after it, so a failed test stops what is built on its model and the rest
         goes on. Incremental models rebuild only the months whose inputs changed.
@@ -153,10 +152,10 @@ def make_build_dag(registry: Registry) -> DAG:
     ) as dag:
 
         @task(task_id="prepare")
-        def prepare() -> int:
+        def prepare() -> None:
             from ruralwatch import pipeline
 
-            return len(pipeline.prepare_build())
+            pipeline.prepare_warehouse()
 
         @task(task_id="summary", outlets=[MARTS_ASSET])
         def run_summary() -> dict:

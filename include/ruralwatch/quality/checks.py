@@ -84,38 +84,6 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-# The parsers whose value `parsed_rows` (dbt_project/macros/staging/typed_feed.sql) keeps as the
-# column itself, by declared type: the gate reads a check's call to them from the batch's parse.
-_PARSED_AS_COLUMN = {
-    "date": "util.parse_date({c}, {n})", "event_date": "util.parse_date({c}, {n})",
-    "month": "util.parse_month({c})", "amount": "util.parse_amount({c})",
-    "integer": "util.parse_integer({c})", "yesno": "util.parse_yesno({c})", "year": "util.parse_year({c})",
-    "school_year": "util.parse_school_year({c})",
-}
-
-
-def parsed_calls(feed: Feed) -> dict[str, str]:
-    """The parser calls, as the checks write them, whose value a batch's parse holds → its column.
-
-    Must say what `parsed_rows` computes, call for call: tests/integration/test_parsed_batches.py
-    compares every pair over a batch with the defects of feeds.md.
-    """
-    calls: dict[str, str] = {}
-    for col in feed.columns:
-        c, name = _q(col.name), col.name
-        if col.type == "resident_id":
-            calls[f"util.normalize_resident_id({c})"] = name
-            calls[f"util.resident_id_problem({c}, {_numeric(col)})"] = f"{name}_problem"
-            calls[f"util.resident_id_was_15_digit({c})"] = f"{name}_was_15_digit"
-        elif col.type in _PARSED_AS_COLUMN:
-            calls[_PARSED_AS_COLUMN[col.type].format(c=c, n=_numeric(col))] = name
-        else:
-            calls[f"util.clean_text({c})"] = name
-            if col.type == "area_code":
-                calls[f"util.area_code_problem({c}, '{col.level or 'any'}')"] = f"_{name}_area_problem"
-    return calls
-
-
 def usable_row_parts(feed: Feed) -> tuple[str, str]:
     """A row is unusable when a resident ID column is invalid after normalisation or its key repeats.
 

@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 import psycopg
 
 from ruralwatch import db
-from ruralwatch.feeds.parsed import parse_batch, partition_name
 from ruralwatch.feeds.registry import Feed, Registry, load_registry
 from ruralwatch.masking import MASKERS
 from ruralwatch.quality import escalations
-from ruralwatch.quality.checks import Check, checks_for, comparison_partners, parsed_calls, usable_row_parts
+from ruralwatch.quality.checks import Check, checks_for, comparison_partners, usable_row_parts
 from ruralwatch.quality.shared_calls import SharedCalls
 from ruralwatch.warehouse import RAW_ROW_COLUMNS, rows_table
 
@@ -145,18 +144,15 @@ def _evaluate_checks(conn: psycopg.Connection, feed: Feed, batch: Batch, checks:
 
     Row checks parse values (resident IDs, dates, amounts) with the util.* functions, and GX runs each
     expectation's query at least once: on the raw batch every check re-parsed the whole batch each
-    time, minutes per million rows. So the batch is parsed once, into its partition of
-    raw.<feed>__parsed, which staging reads too (ruralwatch.feeds.parsed), and copied once into a work
-    table with one column per distinct parser call of the suite (`SharedCalls`: read from the parse
-    where it holds the call, else each call once per row, in parallel workers) and each row check's
-    verdict as a boolean column over those. Each query check (keys, households, the hand-written rules)
-    then runs once over that table, reading the same columns, into a table of its failing rows. GX
-    validates the same expectations over these tables. They live in `raw`, as restricted as the
-    delivery they copy, and are dropped when the suite has run.
+    time, minutes per million rows. So the batch is copied once into a work table with one column per
+    distinct parser call of the suite (`SharedCalls`: each call once per row, in parallel workers) and
+    each row check's verdict as a boolean column over those. Each query check (keys, households, the
+    hand-written rules) then runs once over that table, reading the same columns, into a table of its
+    failing rows. GX validates the same expectations over these tables. They live in `raw`, as
+    restricted as the delivery they copy, and are dropped when the suite has run.
     """
-    parse_batch(conn, feed, batch.batch_key)
     tables = WorkTables(_work_table(feed, batch))
-    calls = SharedCalls({c.name for c in feed.columns} | BATCH_COLUMNS, parsed_calls(feed))
+    calls = SharedCalls({c.name for c in feed.columns} | BATCH_COLUMNS)
     verdicts, unshared = [], []
     for number, check in enumerate(checks):
         if check.mostly is None and check.predicate and not check.query:
@@ -170,16 +166,12 @@ def _evaluate_checks(conn: psycopg.Connection, feed: Feed, batch: Batch, checks:
     queries = {number: _reading_only_the_batch(check.query.strip(), calls)
                for number, check in enumerate(checks) if check.query}
     _drop(conn, tables.all())
-    # The parse joined to the batch by row number, its columns named as the calls they hold; every
-    # other parser call runs once per row, in the materialised CTE, in parallel workers; the verdicts
+    # Every parser call runs once per row, in the materialised CTE, in parallel workers; the verdicts
     # over its columns are comparisons, cheap in one process, and the usable-row window needs one.
-    with_parse = (f"select batch_rows.*{calls.parsed_list('parse')} from ({batch_query(feed, batch)}) as batch_rows "
-                  f'join raw."{partition_name(feed, batch.batch_key)}" as parse '
-                  "on parse._source_row = batch_rows._source_row")
     conn.execute(f"create unlogged table {tables.rows} as "  # noqa: S608 — names built from the registry
                  f"with parsed as materialized ("
                  f"select batch_rows.*{calls.select_list()}{''.join(unshared)} "
-                 f"from ({with_parse}) as batch_rows) "
+                 f"from ({batch_query(feed, batch)}) as batch_rows) "
                  f"select verdicts.*, {usable} as _row_is_usable from ("
                  f"select parsed.*{''.join(verdicts)}, {per_row} from parsed) as verdicts")
     # The query checks group and join this table: the planner needs its statistics. GX matches each

@@ -63,7 +63,7 @@ def _outermost_calls(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def spelling(call: str) -> str:
+def _spelling(call: str) -> str:
     """One spelling of a call: spaces collapsed, and a plain column name unquoted ("x" reads x), so
     the generated checks' `util.clean_text("x")` and a hand-written `util.clean_text(x)` share."""
     parts = re.split(r"('(?:[^']|'')*')", call)
@@ -79,13 +79,10 @@ def _inside_literal(text: str, index: int) -> bool:
 class SharedCalls:
     """The distinct parser calls of one gate run, and the checks' SQL rewritten to read them."""
 
-    def __init__(self, batch_columns: set[str], parsed: dict[str, str] | None = None) -> None:
+    def __init__(self, batch_columns: set[str]) -> None:
         self.batch_columns = {c.lower() for c in batch_columns}
         self.columns: dict[str, str] = {}     # the call, its spaces collapsed → its column
         self.calls: dict[str, str] = {}       # the column → the call as first written
-        # Calls whose value the batch's parse already holds (ruralwatch.feeds.parsed): the call, as
-        # `spelling` writes it → the parsed table's column. Read from there, not computed again.
-        self.parsed = {spelling(call): column for call, column in (parsed or {}).items()}
 
     def _reads_only_the_batch(self, call: str) -> bool:
         bare = re.sub(r"'(?:[^']|'')*'", "''", call)      # literals say nothing about where they read
@@ -122,7 +119,7 @@ class SharedCalls:
                 if _CALL_START.search(inner):
                     out.append(call[:opening + 1] + self.rewrite(inner) + ")")
                 else:
-                    key = spelling(call)
+                    key = _spelling(call)
                     if key not in self.columns:
                         self.columns[key] = f"_call_{len(self.columns) + 1}"
                         self.calls[self.columns[key]] = call
@@ -137,12 +134,6 @@ class SharedCalls:
         return all(self._reads_only_the_batch(sql[start:end]) for start, end in _outermost_calls(sql))
 
     def select_list(self) -> str:
-        """The shared calls the parse does not hold, as columns, for the query that reads the batch once."""
-        return "".join(f", {call} as {column}" for column, call in self.calls.items()
-                       if spelling(call) not in self.parsed)
-
-    def parsed_list(self, alias: str) -> str:
-        """The shared calls the parse holds, as columns read from it (`alias` names the parse)."""
-        return "".join(f', {alias}."{self.parsed[spelling(call)]}" as {column}'
-                       for column, call in self.calls.items() if spelling(call) in self.parsed)
+        """The shared calls as columns, for the query that reads the batch once."""
+        return "".join(f", {call} as {column}" for column, call in self.calls.items())
 
