@@ -12,7 +12,12 @@ from pathlib import Path
 from ruralwatch import db, settings
 from ruralwatch.feeds.loader import DeliveryOutcome, Loader
 from ruralwatch.feeds.registry import load_registry
-from ruralwatch.warehouse import ensure_area_reference, ensure_platform_tables, ensure_pseudonym_key
+from ruralwatch.warehouse import (
+    apply_once_per_version,
+    ensure_area_reference,
+    ensure_platform_tables,
+    ensure_pseudonym_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,17 +64,12 @@ def prepare_warehouse() -> None:
     from ruralwatch.transform import udf_sql
 
     version, ddl = udf_sql()
-    marker = f"ruralwatch util functions {version}"
     with db.connect(autocommit=True) as conn:
         ensure_platform_tables(conn, load_registry())
         ensure_pseudonym_key(conn)
         ensure_area_reference(conn)
-        current = conn.execute("select obj_description(to_regnamespace('util'), 'pg_namespace')").fetchone()[0]
-        if current != marker:
-            with conn.transaction():
-                conn.execute("select pg_advisory_xact_lock(hashtext('ruralwatch.udfs'))")
-                conn.execute(ddl)
-                conn.execute(f"comment on schema util is '{marker}'")  # version is hex: safe
+        apply_once_per_version(conn, "util", f"ruralwatch util functions {version}", "ruralwatch.udfs",
+                               lambda: conn.execute(ddl))
 
 
 def load_feed(feed: str, month: dt.date, landing: Path | None = None) -> list[dict]:

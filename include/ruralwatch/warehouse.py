@@ -6,6 +6,7 @@ psycopg.sql, never pasted into strings.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -128,17 +129,30 @@ def ensure_platform_tables(conn: psycopg.Connection, registry: Registry) -> None
     side by side deadlocked on raw.deliveries and dq.escalations. So the declaration's fingerprint is
     kept as the raw schema's comment, and a warehouse that already has it costs one query.
     """
-    marker = f"ruralwatch platform {_platform_fingerprint(registry)}"
-    if conn.execute("select obj_description(to_regnamespace('raw'), 'pg_namespace')").fetchone()[0] == marker:
-        return
-    with conn.transaction():
-        # One session at a time: two loaders starting together must not race on CREATE.
-        conn.execute("select pg_advisory_xact_lock(hashtext('ruralwatch.ensure_platform_tables'))")
+    def apply() -> None:
         conn.execute(PLATFORM_DDL)
         ensure_quality_tables(conn)
         for feed in registry:
             ensure_raw_table(conn, feed)
-        conn.execute(sql.SQL("comment on schema raw is {}").format(sql.Literal(marker)))
+
+    # The lock is the one escalations.ensure_tables takes for a fresh warehouse's ledger.
+    apply_once_per_version(conn, "raw", f"ruralwatch platform {_platform_fingerprint(registry)}",
+                           "ruralwatch.ensure_platform_tables", apply)
+
+
+def apply_once_per_version(conn: psycopg.Connection, schema: str, marker: str, lock: str,
+                           apply: Callable[[], object]) -> None:
+    """Run `apply` (DDL) unless the schema's comment is `marker`, the version of what it creates, and
+    record the marker with it. An up-to-date warehouse costs one query, and takes none of the locks
+    the DDL would; one session at a time applies it (`lock`), so two loads starting together do not
+    race on CREATE."""
+    current = conn.execute("select obj_description(to_regnamespace(%s), 'pg_namespace')", (schema,)).fetchone()[0]
+    if current == marker:
+        return
+    with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (lock,))
+        apply()
+        conn.execute(sql.SQL("comment on schema {} is {}").format(sql.Identifier(schema), sql.Literal(marker)))
 
 
 def _platform_fingerprint(registry: Registry) -> str:
