@@ -48,6 +48,39 @@ def test_feeds_compared_by_their_checks_run_one_after_the_other_in_registry_orde
     assert ingest_waits(["water_supply", "rural_roster"]) == {"rural_roster": set(), "water_supply": set()}
 
 
+def test_workers_take_up_the_api_feed_first_then_the_longest_last_month():
+    from ruralwatch.orchestration.runner import ingest_order
+
+    feeds = ["rural_roster", "civil_affairs_assistance", "civil_affairs_deaths", "hrss_employment", "water_supply"]
+    previous = {"rural_roster": 61.0, "civil_affairs_assistance": 16.5, "civil_affairs_deaths": 1.0,
+                "hrss_employment": 22.0}
+    assert ingest_order(feeds, previous, {"hrss_employment"}) == [
+        "hrss_employment", "rural_roster", "civil_affairs_assistance", "civil_affairs_deaths", "water_supply"]
+    # Without the API configured, and with no month loaded yet: longest first, then registry order.
+    assert ingest_order(feeds, previous, set())[:2] == ["rural_roster", "hrss_employment"]
+    assert ingest_order(feeds, {}, set()) == feeds
+
+
+def test_the_longest_last_month_is_read_from_the_deliveries(warehouse):
+    from ruralwatch.feeds.registry import load_registry
+    from ruralwatch.orchestration.runner import previous_ingest_seconds
+    from ruralwatch.warehouse import ensure_platform_tables
+
+    assert previous_ingest_seconds() == {}          # a warehouse with no platform tables yet
+    with psycopg.connect(warehouse) as conn:
+        ensure_platform_tables(conn, load_registry())
+        for key, (feed, month, load, gate) in enumerate([
+                ("rural_roster", "2026-10-01", 1.5, 80.0), ("rural_roster", "2026-11-01", 1.0, 55.0),
+                ("water_supply", "2026-11-01", 0.1, None)], start=900):
+            conn.execute(
+                "insert into raw.deliveries (batch_id, feed, file_name, sha256, channel, data_month, "
+                "version, status, gate_status, load_seconds, gate_seconds) values "
+                "(%s, %s, 'f.csv', %s, 'file', %s, 1, 'loaded', 'passed', %s, %s)",
+                (f"b{key}", feed, f"sha{key}", month, load, gate))
+    # The latest month only: the roster's October does not count.
+    assert previous_ingest_seconds() == {"rural_roster": 56.0, "water_supply": 0.1}
+
+
 def test_two_workers_run_feeds_side_by_side_and_keep_the_compared_pair_apart(warehouse, tmp_path):
     from ruralwatch.orchestration.runner import run_ingests
 
