@@ -78,6 +78,19 @@ def test_auditor_report_reads_right_in_a_browser_and_prints_in_landscape(warehou
     assert report == reports / "202611" / "auditor_report.html"
     docs = reports / "data_docs" / "index.html"
     assert docs.exists() and list((reports / "data_docs" / "validations" / "rural_roster").rglob("*.html"))
+    # A month's build renders that month's runs only: October (no runs) renders none of November's
+    # stored runs again, November renders all of them.
+    from ruralwatch import db
+    from ruralwatch.quality import data_docs
+
+    pages = sorted((reports / "data_docs" / "validations").rglob("*.html"))
+    for page in pages:
+        page.unlink()
+    with db.connect(autocommit=True) as conn:
+        data_docs.build_data_docs(conn, reports, dt.date(2026, 10, 1))
+        assert not list((reports / "data_docs" / "validations").rglob("*.html"))
+        data_docs.build_data_docs(conn, reports, NOVEMBER)
+    assert sorted((reports / "data_docs" / "validations").rglob("*.html")) == pages
 
     dom = browse(chromium, tmp_path, report, "--dump-dom").stdout
     text = visible_text(dom)
