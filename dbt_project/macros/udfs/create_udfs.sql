@@ -128,8 +128,7 @@ begin
     y := x / 10000000 % 10000;
     m := x / 100000 % 100;
     d := x / 1000 % 100;
-    if y < 1900 or y > 2999 or m < 1 or m > 12 or d < 1 then return 'birth_date'; end if;
-    if d > 28 and d > {{ _days_in_month('y', 'm') }} then return 'birth_date'; end if;
+    if {{ _is_impossible_date('y', 'm', 'd') }} then return 'birth_date'; end if;
     if substr(n, 18, 1) <> substr('10X98765432', ({{ _gb11643_sum('x') }}) % 11 + 1, 1) then
         return 'check_character';
     end if;
@@ -225,8 +224,7 @@ begin
         y := parts[1]::int; m := parts[2]::int; d := parts[3]::int;
     end if;
     -- make_date_or_null's rule, inline (a SQL function called from PL/pgSQL is not inlined).
-    if y < 1900 or y > 2999 or m < 1 or m > 12 or d < 1 then return null; end if;
-    if d > 28 and d > {{ _days_in_month('y', 'm') }} then return null; end if;
+    if {{ _is_impossible_date('y', 'm', 'd') }} then return null; end if;
     return make_date(y, m, d);
 end
 $fn$;
@@ -412,9 +410,15 @@ $fn$;
 {%- endmacro %}
 
 
+{# GB 11643's weights of the seventeen digits, first to last. #}
+{% macro _gb11643_weights() -%}
+    {{ return([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]) }}
+{%- endmacro %}
+
+
 {# GB 11643's weighted sum of the seventeen digits of the bigint x (the check character is its mod 11). #}
 {% macro _gb11643_sum(x) -%}
-    {% for weight in [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2] -%}
+    {% for weight in _gb11643_weights() -%}
         {{ '' if loop.first else ' + ' }}({{ x }} / {{ 10 ** (17 - loop.index) }} % 10)::int * {{ weight }}
     {%- endfor %}
 {%- endmacro %}
@@ -422,7 +426,7 @@ $fn$;
 
 {# The same sum over the first seventeen characters of text v, each digit by its character code. #}
 {% macro _gb11643_sum_of_text(v) -%}
-    {% for weight in [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2] -%}
+    {% for weight in _gb11643_weights() -%}
         {{ '' if loop.first else ' + ' }}(ascii(substr({{ v }}, {{ loop.index }}, 1)) - 48) * {{ weight }}
     {%- endfor %}
 {%- endmacro %}
