@@ -171,16 +171,23 @@ def _task_states(dag_run) -> dict[str, str]:
     return {task_id: str(getattr(state, "value", state)) for task_id, state in rows}
 
 
+def api_feeds() -> set[str]:
+    """The feeds the data-sharing platform's API delivers, when the API is configured."""
+    from ruralwatch.feeds.api import ApiSettings
+    from ruralwatch.feeds.registry import load_registry
+
+    if ApiSettings.from_env() is None:
+        return set()
+    return {feed.name for feed in load_registry() if "api" in feed.formats}
+
+
 def feeds_with_deliveries(landing: Path, month: dt.date) -> list[str]:
     """Feeds that have something to load for the month: files in the landing folder, or the API."""
-    from ruralwatch.feeds.api import ApiSettings
     from ruralwatch.feeds.loader import discover
     from ruralwatch.feeds.registry import load_registry
 
     registry = load_registry()
-    names = {feed.name for feed, _ in discover(landing, registry, month=month)}
-    if ApiSettings.from_env() is not None:
-        names |= {feed.name for feed in registry if "api" in feed.formats}
+    names = {feed.name for feed, _ in discover(landing, registry, month=month)} | api_feeds()
     return [feed.name for feed in registry if feed.name in names]
 
 
@@ -219,7 +226,7 @@ def ingest_order(feeds: list[str], previous_seconds: dict[str, float], api_feeds
 
     With two workers the month ends when the later one does. Taken in registry order, the roster and
     hrss_employment (the two longest, a minute each at city scale) ran one after the other on one
-    worker while the other ran out of feeds (19 s idle). A fetch from the platform waits on the
+    worker while the other ran out of feeds (16 s idle). A fetch from the platform waits on the
     network more than on our CPU, so it starts at once, beside the loads; the others go by how long
     their last month took to load and gate (`previous_seconds`), and a feed never seen before by
     registry order. The pairs `ingest_waits` keeps apart still run in registry order.
@@ -270,11 +277,6 @@ def run_ingests(landing: Path, month: dt.date, feeds: list[str], echo=None,
     ensure_airflow_db()
     ensure_warehouse_connection()
     waits = ingest_waits(feeds)
-    from ruralwatch.feeds.api import ApiSettings
-    from ruralwatch.feeds.registry import load_registry
-
-    api_feeds = ({feed.name for feed in load_registry() if "api" in feed.formats}
-                 if ApiSettings.from_env() is not None else set())
     context = multiprocessing.get_context("spawn")
     slots = context.Queue()
     for slot in range(workers):
@@ -284,7 +286,7 @@ def run_ingests(landing: Path, month: dt.date, feeds: list[str], echo=None,
     with futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start,
                                      initargs=(slots, _current_log)) as pool:
         running: dict[futures.Future, str] = {}
-        waiting = ingest_order(list(waits), previous_ingest_seconds(), api_feeds)
+        waiting = ingest_order(list(waits), previous_ingest_seconds(), api_feeds())
         while waiting or running:
             ready = [] if failure else [f for f in waiting if waits[f] <= results.keys()]
             for feed in ready[:workers - len(running)]:
