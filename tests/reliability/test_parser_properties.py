@@ -284,13 +284,14 @@ def test_excel_serials_count_days_from_1899_12_30_and_only_in_numeric_cells(sql,
 @PROPERTY
 @given(st.lists(st.one_of(hostile_text, digit_soup, st.tuples(st.integers(1000, 9999), st.integers(0, 99),
                                                                st.sampled_from(["{y}-{m:02d}", "{y}{m:02d}",
-                                                                                "{y}年{m}月"])).map(
+                                                                                "{y}年{m}月", "{y}/{m}",
+                                                                                "{y}-{m}"])).map(
     lambda p: p[2].format(y=p[0], m=p[1]))), min_size=1, max_size=40))
 @example(HOSTILE)
 def test_every_parsed_month_is_the_month_its_digits_spell(sql, values):
     """Parsed months are the first day of the month the input's digits spell.
 
-    Tried: parse_month on hypothesis text and on 2026-11, 202611, 2026年11月 with months 0-99.
+    Tried: parse_month on hypothesis text and on 2026-11, 202611, 2026年11月, 2026/11, 2026-1 with months 0-99.
     Held: a parsed value holds only digits and month separators; it is the 1st of that year and month, and
     every real month from 1900 to 2999 in those forms parses.
     """
