@@ -1,15 +1,31 @@
-{{ config(materialized='view') }}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='data_month',
+        on_schema_change='fail'
+    )
+}}
 -- The roster's usable member rows (valid IDs, key not repeated) with what the rules read from them:
 -- age at period end from the birth date in the ID, the person's own village (their row's code, when
 -- it is a village of the reference), and the household's fields from the row that speaks for the
 -- household — its first 户主 row, else its first row (household fields repeat on every member row and
 -- count once; a household with no or two 户主 is a finding of the gate, not a reason to drop it).
--- A view over int_roster_rows_checked (the roster parsed once per month); fct_person_month reads it one
--- month at a time.
-with persons as (
+-- Incremental by month like fct_person_month, which reads it with fct_household_month: as a view it
+-- was computed for each of them and for its own grain test (three sorts of a month's roster, ~4 s each
+-- at a million persons), and its test read every month.
+{%- set months = months_to_rebuild() %}
+with periods as (
+
+    select data_month, inputs_fingerprint from {{ ref('int_periods_fingerprinted') }}
+    where data_month in ({{ months }})
+
+),
+
+persons as (
 
     select * from {{ ref('int_roster_rows_checked') }}
-    where is_usable
+    where is_usable and data_month in ({{ months }})
 
 ),
 
@@ -86,7 +102,7 @@ with_household as (
 final as (
 
     select
-        data_month,
+        with_household.data_month,
         period_end_date,
         batch_id,
         source_row,
@@ -115,8 +131,10 @@ final as (
         -- reference row's).
         household_type as reported_household_type,
         household_size,
-        household_net_income_yuan
+        household_net_income_yuan,
+        periods.inputs_fingerprint
     from with_household
+    left join periods on periods.data_month = with_household.data_month
 
 )
 

@@ -18,10 +18,10 @@ with periods as (
 
 ),
 
-members as materialized (
+members as (
 
     select * from {{ ref('int_roster_members_placed') }}
-    where data_month in ({{ months }})
+    where data_month in ({{ months }}) and is_household_reference_row
 
 ),
 
@@ -38,10 +38,13 @@ deaths as (
 
 ),
 
+-- Only the claims months some rebuilt month's twelve-month window reaches, not every month's claims.
 person_costs as (
 
     select data_month, person_key, sum(out_of_pocket_yuan) as out_of_pocket_yuan
     from {{ ref('fct_medical_claims') }}
+    where data_month between (select (min(data_month) - interval '11 months')::date from periods)
+                         and (select max(data_month) from periods)
     group by data_month, person_key
 
 ),
@@ -77,7 +80,6 @@ households as (
         members.household_size,
         members.household_net_income_yuan
     from members
-    where members.is_household_reference_row
 
 ),
 

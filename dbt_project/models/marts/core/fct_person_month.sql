@@ -21,7 +21,7 @@ with periods as (
 
 ),
 
-members as materialized (
+members as (
 
     select members.*
     from {{ ref('int_roster_members_placed') }} as members
