@@ -56,9 +56,11 @@ def server_url():
 
 
 def _recreate_database(server_url: str, name: str) -> str:
+    from ruralwatch import db
+
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'drop database if exists "{name}" with (force)')
-        conn.execute(f'create database "{name}"')
+        db.create_database(conn, name)
     return server_url.rsplit("/", 1)[0] + f"/{name}"
 
 

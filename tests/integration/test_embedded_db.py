@@ -76,3 +76,20 @@ def _normalised_setting(value: str) -> str:
         if value.endswith(suffix) and value[: -len(suffix)].isdigit():
             return str(int(value[: -len(suffix)]) * _UNITS[suffix])
     return value
+
+
+def test_warehouses_are_created_with_postgresql_s_own_code_point_collation(warehouse):
+    """db.create_database gives the builtin C.UTF-8 collation (PostgreSQL 17+): the same order as the C
+    library's C.UTF-8, code point by code point, Chinese included, but sorted by PostgreSQL itself."""
+    import psycopg
+
+    with psycopg.connect(warehouse) as conn:
+        if conn.info.server_version < 170000:
+            pytest.skip("PostgreSQL before 17 has no builtin collation provider")
+        provider, locale = conn.execute(
+            "select datlocprovider, datlocale from pg_database where datname = current_database()").fetchone()
+        assert (provider, locale) == ("b", "C.UTF-8")
+        words = ["监测户", "脱贫户", "Z9", "a1", "户主", "990101", "ｘ", "配偶"]
+        ordered = [r[0] for r in conn.execute("select w from unnest(%s::text[]) as w order by w", (words,))]
+        assert ordered == sorted(words)   # Python orders str by code point
+        assert conn.execute("select upper('x'), lower('ＡX')").fetchone() == ("X", "ａx")

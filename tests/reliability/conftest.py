@@ -64,13 +64,14 @@ def private_server():
 @pytest.fixture()
 def private_warehouse(private_server, monkeypatch, tmp_path) -> str:
     """A fresh warehouse database on the private server; WAREHOUSE_URL and the archive point at it."""
+    from ruralwatch import db
     from ruralwatch.pipeline import prepare_warehouse
 
     private_server.start()  # a test before may have left it stopped on failure
     admin = private_server.url("postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute('drop database if exists "reliability" with (force)')
-        conn.execute('create database "reliability"')
+        db.create_database(conn, "reliability")
     url = private_server.url("reliability")
     monkeypatch.setenv("WAREHOUSE_URL", url)
     monkeypatch.setenv("RURALWATCH_ARCHIVE", str(tmp_path / "archive"))

@@ -55,13 +55,14 @@ ALL_FUNCTIONS = [
 @pytest.fixture(scope="module")
 def sql(server_url):
     """A database with only the util.* functions, exactly as prepare_warehouse installs them."""
+    from ruralwatch import db
     from ruralwatch.transform import udf_sql
 
     database = f"ruralwatch_parsers_{os.getpid()}"
     base = server_url.rsplit("/", 1)[0]
     with psycopg.connect(server_url, autocommit=True) as admin:
         admin.execute(f'drop database if exists "{database}" with (force)')
-        admin.execute(f'create database "{database}"')
+        db.create_database(admin, database)
     conn = psycopg.connect(f"{base}/{database}", autocommit=True)
     conn.execute(udf_sql()[1])
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from ruralwatch import settings
+from ruralwatch import db, settings
 
 FEED = "health_medical_claims"
 HEADERS = ["结算流水号", "身份证号", "姓名", "就诊类型", "就诊日期", "出院日期", "医疗总费用", "基本医保支付",
@@ -47,7 +47,7 @@ def generate_claims(path: Path, rows: int, seed: int = 7) -> Path:
 def _fresh_database(server_url: str, name: str) -> str:
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+        db.create_database(conn, name)
     return server_url.rsplit("/", 1)[0] + f"/{name}"
 
 
