@@ -26,9 +26,10 @@
   inputs_fingerprint, empty, so its first incremental run rebuilds every month.
 
   enable_sort off for this model's transaction: the records come from CTEs, which carry no column
-  statistics, so the planner cannot tell that 2.6 million records of a city month fall into ~20,000
-  cells, and it sorted them all (to disk) to group them. Hashed, the month's query takes 8.0 s
-  instead of 12.5 s (EXPLAIN ANALYZE); the windows of the village feeds' staging still sort.
+  statistics, so the planner cannot tell that 2.6 million records of a city month fall into some
+  twenty thousand cells, and it sorted them all (to disk) to group them. Hashed, the month's query
+  takes 8.0 s instead of 12.5 s (EXPLAIN ANALYZE); the windows of the village feeds' staging still
+  sort.
 -#}
 {%- set categories = registry_values('rural_roster', 'monitoring_category') %}
 {%- set months = months_to_rebuild(roster_only=false) %}
