@@ -59,8 +59,7 @@ def _recreate_database(server_url: str, name: str) -> str:
     from ruralwatch import db
 
     with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
-        db.create_database(conn, name)
+        db.create_database(conn, name, replace=True)
     return server_url.rsplit("/", 1)[0] + f"/{name}"
 
 

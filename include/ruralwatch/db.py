@@ -274,8 +274,9 @@ def _wait_until_accepting(url: str, seconds: float = 30) -> None:
             time.sleep(0.3)
 
 
-def create_database(conn: psycopg.Connection, name: str) -> None:
-    """CREATE DATABASE with PostgreSQL's own C.UTF-8 collation where the server has it (17 and later).
+def create_database(conn: psycopg.Connection, name: str, *, replace: bool = False) -> None:
+    """CREATE DATABASE with PostgreSQL's own C.UTF-8 collation where the server has it (17 and later);
+    `replace=True` drops a database of that name first (the bench's and the tests' scratch databases).
 
     It orders text by code point, as the C.UTF-8 of the C library does, but PostgreSQL knows it and
     compares bytes, where a libc collation goes through strcoll and loses abbreviated sort keys: sorting
@@ -285,6 +286,8 @@ def create_database(conn: psycopg.Connection, name: str) -> None:
     """
     from psycopg import sql
 
+    if replace:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
     statement = sql.SQL("create database {}").format(sql.Identifier(name))
     if conn.info.server_version >= 170000:
         statement += sql.SQL(" template template0 encoding 'UTF8' locale_provider builtin builtin_locale 'C.UTF-8'")

@@ -70,8 +70,7 @@ def private_warehouse(private_server, monkeypatch, tmp_path) -> str:
     private_server.start()  # a test before may have left it stopped on failure
     admin = private_server.url("postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute('drop database if exists "reliability" with (force)')
-        db.create_database(conn, "reliability")
+        db.create_database(conn, "reliability", replace=True)
     url = private_server.url("reliability")
     monkeypatch.setenv("WAREHOUSE_URL", url)
     monkeypatch.setenv("RURALWATCH_ARCHIVE", str(tmp_path / "archive"))

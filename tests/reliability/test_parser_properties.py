@@ -61,8 +61,7 @@ def sql(server_url):
     database = f"ruralwatch_parsers_{os.getpid()}"
     base = server_url.rsplit("/", 1)[0]
     with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'drop database if exists "{database}" with (force)')
-        db.create_database(admin, database)
+        db.create_database(admin, database, replace=True)
     conn = psycopg.connect(f"{base}/{database}", autocommit=True)
     conn.execute(udf_sql()[1])
 

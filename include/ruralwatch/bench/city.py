@@ -113,8 +113,7 @@ def _fresh_database(name: str) -> str:
 
     server = db.warehouse_url().rsplit("/", 1)[0] + "/postgres"
     with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-        db.create_database(conn, name)
+        db.create_database(conn, name, replace=True)
     return server.rsplit("/", 1)[0] + f"/{name}"
 
 

@@ -46,8 +46,7 @@ def generate_claims(path: Path, rows: int, seed: int = 7) -> Path:
 
 def _fresh_database(server_url: str, name: str) -> str:
     with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-        db.create_database(conn, name)
+        db.create_database(conn, name, replace=True)
     return server_url.rsplit("/", 1)[0] + f"/{name}"
 
 
